@@ -1,0 +1,62 @@
+"""The ``zoo`` command line: a thin typer layer over the library, one module per noun.
+
+Data goes to stdout (``--json`` where a list is printed), diagnostics to stderr. Known errors
+(:class:`~pix2pix_zoo.errors.ZooError`) print one line and exit 1; ``ZOO_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from pix2pix_zoo import __version__
+from pix2pix_zoo.errors import ZooError
+
+DEBUG_VARIABLE = "ZOO_DEBUG"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pix2pix-zoo {__version__}")
+        raise typer.Exit()
+
+
+def make_app() -> typer.Typer:
+    """The root app with the built-in commands and every plugin's ``register_commands``."""
+    from pix2pix_zoo.cli import components, info, plugins
+    from pix2pix_zoo.plugins import get_host
+
+    app = typer.Typer(
+        name="zoo",
+        help="pix2pix-zoo: paired image-to-image translation models, from spec strings and plugins.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(
+            False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
+        ),
+    ) -> None:
+        """pix2pix-zoo: paired image-to-image translation models, from spec strings and plugins."""
+
+    app.command("components")(components.components)
+    app.command("plugins")(plugins.plugins)
+    app.command("info")(info.info)
+    get_host().call_each("register_commands", lambda plugin_name: {"app": app})
+    return app
+
+
+def main(argv: list[str] | None = None, prog_name: str = "zoo") -> None:
+    """Console-script entry point: run the app, turning known errors into one line and exit code 1."""
+    try:
+        make_app()(args=argv, prog_name=prog_name)
+    except ZooError as error:
+        if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,36 @@
+"""``zoo components``: what the installed plugins provide."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from pix2pix_zoo.cli.output import print_json, print_table
+from pix2pix_zoo.plugins import get_registry
+from pix2pix_zoo.registry import format_value, parse_kind
+
+
+def components(
+    kind: Optional[str] = typer.Argument(None, help="Only this kind: generator, discriminator, objective or dataset."),
+    pattern: Optional[str] = typer.Option(None, "--filter", "-f", help="Shell wildcard on names, e.g. 'unet*'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """List the installed components: generators, discriminators, objectives, datasets."""
+    found = get_registry().list(parse_kind(kind) if kind else None, pattern)
+    if as_json:
+        print_json([component.as_dict() for component in found])
+        return
+    rows = [
+        [
+            c.kind,
+            c.name,
+            ", ".join(c.aliases),
+            " ".join(f"{o.name}={format_value(o.default)}" for o in c.options),
+            c.plugin,
+            c.summary,
+        ]
+        for c in found
+    ]
+    columns = ["kind", "name", "aliases", "options (defaults)", "plugin", "summary"]
+    print_table("components", columns, rows, wrap=("options (defaults)", "summary"))

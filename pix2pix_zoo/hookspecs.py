@@ -1,0 +1,56 @@
+"""The plugin hooks of pix2pix-zoo (pluggy project name ``pix2pix_zoo``).
+
+Every registration hook receives a ``register`` callback; a plugin calls it once per component::
+
+    from pix2pix_zoo import hookimpl
+
+    @hookimpl
+    def register_generators(register):
+        register("my_unet", my_unet, aliases=("mu",), summary="A U-Net with ...")
+
+``register(name, factory, *, aliases=(), summary="")`` validates at once: the name grammar, unique
+names across all kinds, and the factory's signature (see :mod:`pix2pix_zoo.registry`).
+Hook API version: see ``pix2pix_zoo.HOOK_API_VERSION``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT_NAME = "pix2pix_zoo"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_generators(register):
+    """Register generator factories ``(in_channels, out_channels, **options) -> nn.Module``.
+
+    The module maps images in [-1, 1] to images in [-1, 1] and has an int attribute
+    ``size_multiple``: input height and width must be multiples of it.
+    """
+
+
+@hookspec
+def register_discriminators(register):
+    """Register discriminator factories ``(in_channels, **options) -> nn.Module``.
+
+    The module returns a map of logits (one channel) and has an int attribute ``receptive_field``,
+    the side in pixels of the input patch one output logit sees.
+    """
+
+
+@hookspec
+def register_objectives(register):
+    """Register objective factories ``(**options) -> Objective`` (see :mod:`pix2pix_zoo.interfaces`)."""
+
+
+@hookspec
+def register_datasets(register):
+    """Register paired dataset factories ``(root, split, **options) -> PairedDataset``."""
+
+
+@hookspec
+def register_commands(app):
+    """Add commands to the ``zoo`` command line; ``app`` is the root ``typer.Typer``."""

@@ -1,0 +1,102 @@
+"""The contracts between the core and its plugins.
+
+Generators and discriminators are plain ``torch.nn.Module`` objects with one extra attribute each
+(checked when a spec is built); objectives and datasets subclass the bases below.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+Direction = Literal["AtoB", "BtoA"]
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """``(N, in_channels, H, W)`` in [-1, 1] -> ``(N, out_channels, H, W)`` in [-1, 1]."""
+
+    size_multiple: int
+    """H and W must be multiples of this (256 for an 8-level U-Net)."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class Discriminator(Protocol):
+    """``(N, in_channels, H, W)`` -> ``(N, 1, h, w)`` logits, one per receptive-field patch."""
+
+    receptive_field: int
+    """Side in pixels of the input patch that one output logit sees (286 for the ImageGAN)."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+
+
+class GeneratorLoss(NamedTuple):
+    """The generator's total loss and its named terms (for logging; already weighted)."""
+
+    total: Tensor
+    terms: dict[str, Tensor]
+
+
+class Objective(abc.ABC):
+    """What a run optimises, and therefore whether there is a discriminator and what it sees.
+
+    ``conditional`` objectives show the discriminator the input and the image side by side
+    (channels concatenated, x first), unconditional ones the image alone.
+    """
+
+    conditional: bool = False
+    uses_discriminator: bool = True
+
+    def discriminator_in_channels(self, in_channels: int, out_channels: int) -> int:
+        """Channels of the discriminator's input for a generator ``in_channels -> out_channels``."""
+        return in_channels + out_channels if self.conditional else out_channels
+
+    def discriminator_input(self, x: Tensor, y: Tensor) -> Tensor:
+        """What the discriminator judges for the pair (input ``x``, real or generated ``y``)."""
+        return torch.cat([x, y], dim=1) if self.conditional else y
+
+    @abc.abstractmethod
+    def discriminator_loss(self, real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+        """The discriminator's loss on logits for real and generated pairs."""
+
+    @abc.abstractmethod
+    def generator_loss(self, fake: Tensor, target: Tensor, fake_logits: Tensor | None) -> GeneratorLoss:
+        """The generator's loss; ``fake_logits`` is None when ``uses_discriminator`` is False."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a paired dataset is: channels of A and B, default direction, where it comes from."""
+
+    name: str
+    a_channels: int = 3
+    b_channels: int = 3
+    default_direction: Direction = "AtoB"
+    task: str = ""
+    url: str | None = None
+    sha256: str | None = None
+    license: str = ""
+    source: str = ""
+    splits: tuple[str, ...] = field(default=("train", "val", "test"))
+
+
+class PairedDataset(torch.utils.data.Dataset, abc.ABC):
+    """A map-style dataset of aligned pairs.
+
+    Item ``i`` is a dict ``{"a": Tensor[C_a, H, W], "b": Tensor[C_b, H, W], "name": str}`` with
+    pixel values in [-1, 1]; direction and augmentation are applied by the engine, not here.
+    """
+
+    info: DatasetInfo
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def __getitem__(self, index: int) -> dict: ...
