@@ -59,3 +59,14 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
     return module
+
+
+def check_size_multiple(image: torch.Tensor, multiple: int) -> None:
+    """Raise ValueError unless the image's height and width are multiples of ``multiple``.
+
+    Generators call this first: otherwise a U-Net fails deep inside on a skip concatenation, or
+    returns an image of another size than its input without a word.
+    """
+    height, width = image.shape[-2:]
+    if height % multiple or width % multiple:
+        raise ValueError(f"input size {height}x{width} is not a multiple of {multiple}")

@@ -43,6 +43,10 @@ def parse_kind(text: str) -> Kind:
     return kind  # type: ignore[return-value]
 
 
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
 def close_matches(word: str, choices: typing.Iterable[str], n: int = 3) -> list[str]:
     """The choices nearest to ``word``, best first (for did-you-mean messages)."""
     return difflib.get_close_matches(word, sorted(set(choices)), n=n, cutoff=0.5)
@@ -275,7 +279,8 @@ class Registry:
             return component
         if component is not None:
             raise SpecError(
-                f"{name!r} is a {component.kind}, not a {kind}; {kind}s: {', '.join(self.names(kind)) or 'none installed'}"
+                f"{name!r} is {_article(component.kind)} {component.kind}, not {_article(kind)} {kind}; "
+                f"{kind}s: {', '.join(self.names(kind)) or 'none installed'}"
             )
         labels = [label for label, c in self._lookup.items() if kind is None or c.kind == kind]
         raise SpecError(f"unknown {kind or 'component'} {name!r}; {did_you_mean(name, labels)}")

@@ -136,7 +136,7 @@ class Spec:
         return "+".join(str(p) for p in self.parts)
 
     def build_objective(self) -> Objective:
-        objective = self.objective.component.factory(**self.objective.kwargs())
+        objective = _call(self.objective)
         if not isinstance(objective, Objective):
             raise PluginError(
                 f"objective {self.objective.name!r} of plugin {self.objective.component.plugin!r} "
@@ -147,14 +147,22 @@ class Spec:
     def build(self, in_channels: int = 3, out_channels: int = 3) -> Pix2Pix:
         """Instantiate generator, discriminator (sized by the objective) and objective."""
         objective = self.build_objective()
-        generator = self.generator.component.factory(in_channels, out_channels, **self.generator.kwargs())
+        generator = _call(self.generator, in_channels, out_channels)
         _check_attribute(generator, "size_multiple", self.generator)
         discriminator = None
         if self.discriminator is not None:
             d_channels = objective.discriminator_in_channels(in_channels, out_channels)
-            discriminator = self.discriminator.component.factory(d_channels, **self.discriminator.kwargs())
+            discriminator = _call(self.discriminator, d_channels)
             _check_attribute(discriminator, "receptive_field", self.discriminator)
         return Pix2Pix(self, generator, discriminator, objective, in_channels, out_channels)
+
+
+def _call(part: SpecPart, *args: Any) -> Any:
+    """Call a part's factory; a ValueError it raises (an option value out of range) is a SpecError."""
+    try:
+        return part.component.factory(*args, **part.kwargs())
+    except ValueError as error:
+        raise SpecError(f"{part.component.kind} {str(part)!r}: {error}") from None
 
 
 def _check_attribute(module: Any, attribute: str, part: SpecPart) -> None:
@@ -190,7 +198,10 @@ def resolve(text: str | Spec, registry: Registry | None = None) -> Spec:
     discriminator = _resolve_part(text, parts[1], "discriminator", registry) if len(parts) == 3 else None
     objective_part = _resolve_part(text, parts[-1], "objective", registry)
     spec = Spec(generator, discriminator, objective_part)
-    objective = spec.build_objective()
+    try:
+        objective = spec.build_objective()
+    except SpecError as error:
+        raise SpecError(f"spec {text!r}: {error}") from None
     if objective.uses_discriminator and discriminator is None:
         choices = ", ".join(registry.names("discriminator")) or "none installed"
         raise SpecError(

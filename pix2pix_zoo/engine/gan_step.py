@@ -38,8 +38,9 @@ def gan_step(
     losses: dict[str, Tensor] = {}
     if discriminator is not None and optimizer_d is not None:
         optimizer_d.zero_grad(set_to_none=True)
-        real_logits = discriminator(objective.discriminator_input(x, y))
+        # Fakes first, as the reference does: batch-norm running statistics depend on the order.
         fake_logits = discriminator(objective.discriminator_input(x, fake.detach()))
+        real_logits = discriminator(objective.discriminator_input(x, y))
         loss_d = objective.discriminator_loss(real_logits, fake_logits)
         loss_d.backward()
         optimizer_d.step()

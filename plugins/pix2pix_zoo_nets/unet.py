@@ -1,0 +1,208 @@
+"""U-Net generators and the paper's encoder-decoder (Isola et al. 2017, appendix 6.1.1).
+
+Both are built from the same nested blocks, one per resolution level: the outermost block holds the
+next one, and so on down to the innermost (1x1 at 256x256 input). In the U-Net every block but the
+outermost concatenates its input to its output (the skip connection); the encoder-decoder does not.
+
+The module tree mirrors the reference PyTorch implementation (``UnetGenerator``), so its published
+weights load with ``load_state_dict`` as they are. Where the reference departs from the paper we
+follow the reference for the U-Net:
+
+* the innermost encoder conv has no norm (batch norm of a 1x1 map in a batch of one erases it);
+* dropout sits in the three (unet_128: two) decoder layers next to the innermost one, whereas the
+  paper and the original Torch code put it in the first three decoder layers, the innermost one
+  included (``CD512-CD1024-CD1024-C1024``);
+* convolutions followed by batch norm have no bias, and the outermost encoder conv, which has no
+  norm, has a bias only where the other convs do (see :func:`pix2pix_zoo.layers.conv_bias`).
+
+The paper defines the encoder-decoder as the U-Net without its skips, so ours is exactly that:
+the same levels, widths and dropout placement, minus the concatenations. The ablation then
+changes one thing only.
+"""
+
+from collections.abc import Collection
+
+import torch
+from torch import nn
+
+from pix2pix_zoo.layers import Norm, check_size_multiple, conv_bias, init_weights, norm_layer
+
+
+class UNetBlock(nn.Module):
+    """One resolution level: downsample, run ``submodule`` (the next level), upsample.
+
+    ``outer_channels`` is the width of the level's output (and input, unless ``in_channels`` says
+    otherwise); ``inner_channels`` the width after downsampling. ``submodule=None`` makes this the
+    innermost level. The layers live in ``self.model`` in the reference order.
+    """
+
+    def __init__(
+        self,
+        outer_channels: int,
+        inner_channels: int,
+        *,
+        in_channels: int | None = None,
+        submodule: "UNetBlock | None" = None,
+        outermost: bool = False,
+        norm: Norm = "batch",
+        dropout: bool = False,
+        skip: bool = True,
+    ):
+        super().__init__()
+        in_channels = outer_channels if in_channels is None else in_channels
+        make_norm = norm_layer(norm)
+        bias = conv_bias(norm)
+        self.concat_input = skip and not outermost
+        # A skip-connected submodule hands back its input and output side by side.
+        up_in_channels = 2 * inner_channels if submodule is not None and skip else inner_channels
+
+        down_conv = nn.Conv2d(in_channels, inner_channels, 4, stride=2, padding=1, bias=bias)
+        if outermost:
+            up_conv = nn.ConvTranspose2d(up_in_channels, outer_channels, 4, stride=2, padding=1)
+            layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
+        else:
+            up_conv = nn.ConvTranspose2d(
+                up_in_channels, outer_channels, 4, stride=2, padding=1, bias=bias
+            )
+            down = [nn.LeakyReLU(0.2, True), down_conv]
+            if submodule is not None:
+                down += [make_norm(inner_channels), submodule]
+            layers = [*down, nn.ReLU(True), up_conv, make_norm(outer_channels)]
+            if dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.model(x)
+        # The in-place LeakyReLU opening self.model has rewritten x by now, as in the reference;
+        # harmless, since the parent level's ReLU comes next: relu(leaky_relu(x)) == relu(x).
+        return torch.cat([x, y], 1) if self.concat_input else y
+
+
+class UNetGenerator(nn.Module):
+    """Nested :class:`UNetBlock` levels, the outermost in ``self.model``, with a size check."""
+
+    def __init__(self, outermost: UNetBlock, size_multiple: int):
+        super().__init__()
+        self.model = outermost
+        self.size_multiple = size_multiple
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        check_size_multiple(image, self.size_multiple)
+        return self.model(image)
+
+
+def _build_unet(
+    in_channels: int,
+    out_channels: int,
+    *,
+    num_downs: int,
+    ngf: int,
+    norm: Norm,
+    skip: bool,
+    dropout_layers: Collection[int],
+) -> UNetGenerator:
+    """A U-Net (``skip=True``) or encoder-decoder with ``num_downs`` stride-2 levels.
+
+    Encoder widths are ``ngf * min(2**level, 8)``. ``dropout_layers`` numbers the decoder layers
+    that get dropout, 0 being the innermost one.
+    """
+    widths = [ngf * min(2**level, 8) for level in range(num_downs)]
+    block = None
+    for level in reversed(range(num_downs)):
+        outermost = level == 0
+        block = UNetBlock(
+            out_channels if outermost else widths[level - 1],
+            widths[level],
+            in_channels=in_channels if outermost else None,
+            submodule=block,
+            outermost=outermost,
+            norm=norm,
+            dropout=num_downs - 1 - level in dropout_layers,
+            skip=skip,
+        )
+    return init_weights(UNetGenerator(block, size_multiple=2**num_downs))
+
+
+def unet_256(
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: Norm = "batch",
+    dropout: bool = True,
+) -> UNetGenerator:
+    """The paper's U-Net generator for 256x256 images: 8 downsamplings, reference layout."""
+    return _build_unet(
+        in_channels,
+        out_channels,
+        num_downs=8,
+        ngf=ngf,
+        norm=norm,
+        skip=True,
+        dropout_layers=(1, 2, 3) if dropout else (),
+    )
+
+
+def unet_128(
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: Norm = "batch",
+    dropout: bool = True,
+) -> UNetGenerator:
+    """The reference's U-Net for 128x128 images: 7 downsamplings (one fewer 512-wide level)."""
+    return _build_unet(
+        in_channels,
+        out_channels,
+        num_downs=7,
+        ngf=ngf,
+        norm=norm,
+        skip=True,
+        dropout_layers=(1, 2) if dropout else (),
+    )
+
+
+def encdec_256(
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: Norm = "batch",
+    dropout: bool = True,
+) -> UNetGenerator:
+    """The paper's encoder-decoder baseline for 256x256: the U-Net without skip connections.
+
+    Encoder C64-C128-C256-C512-C512-C512-C512-C512, decoder of 512-512-512-512-256-128-64 channels
+    with dropout where :func:`unet_256` has it, then a transposed conv to ``out_channels`` and tanh.
+    """
+    return _build_unet(
+        in_channels,
+        out_channels,
+        num_downs=8,
+        ngf=ngf,
+        norm=norm,
+        skip=False,
+        dropout_layers=(1, 2, 3) if dropout else (),
+    )
+
+
+def encdec_128(
+    in_channels: int,
+    out_channels: int,
+    *,
+    ngf: int = 64,
+    norm: Norm = "batch",
+    dropout: bool = True,
+) -> UNetGenerator:
+    """The encoder-decoder for 128x128: :func:`unet_128` without skip connections."""
+    return _build_unet(
+        in_channels,
+        out_channels,
+        num_downs=7,
+        ngf=ngf,
+        norm=norm,
+        skip=False,
+        dropout_layers=(1, 2) if dropout else (),
+    )

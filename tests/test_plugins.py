@@ -1,0 +1,250 @@
+"""The plugin system: entry points, isolation of broken plugins, allow-list, validation of registrations."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import run_zoo
+from torch import nn
+
+from pix2pix_zoo import hookimpl
+from pix2pix_zoo.errors import PluginError
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "pix2pix_zoo"
+
+GOOD_PLUGIN = """
+    from torch import nn
+    from pix2pix_zoo import hookimpl
+
+    def tiny_net(in_channels: int, out_channels: int, *, width: int = 4) -> nn.Module:
+        net = nn.Conv2d(in_channels, out_channels, 1)
+        net.size_multiple = 1
+        return net
+
+    @hookimpl
+    def register_generators(register):
+        register("third_party_net", tiny_net, summary="a third party's generator")
+"""
+
+BROKEN_PLUGIN = """
+    raise ImportError("this plugin needs a package that is not installed")
+"""
+
+
+def tiny_generator(in_channels: int, out_channels: int, *, width: int = 4) -> nn.Module:
+    net = nn.Conv2d(in_channels, out_channels, 1)
+    net.size_multiple = 1
+    return net
+
+
+class GeneratorPlugin:
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+    @hookimpl
+    def register_generators(self, register):
+        for name in self.names:
+            register(name, tiny_generator, summary="test generator")
+
+
+def test_builtins_come_from_the_same_entry_point_group(fresh_plugins):
+    records = {r.name: r for r in fresh_plugins.plugin_records()}
+    assert {"nets", "objectives"} <= set(records)
+    for name in ("nets", "objectives"):
+        assert records[name].builtin and records[name].distribution == "pix2pix-zoo"
+        assert records[name].error is None
+    registered = dict((name, kind) for kind, name in records["nets"].registered)
+    assert registered["unet_256"] == "generator" and registered["patch70"] == "discriminator"
+    assert ("objective", "l1cgan") in records["objectives"].registered
+
+
+def test_core_imports_no_concrete_component():
+    code = (
+        "import sys, pix2pix_zoo, pix2pix_zoo.registry, pix2pix_zoo.spec, pix2pix_zoo.plugins, "
+        "pix2pix_zoo.interfaces, pix2pix_zoo.layers, pix2pix_zoo.engine.gan_step, pix2pix_zoo.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pix2pix_zoo_')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    for source in PACKAGE_DIR.rglob("*.py"):
+        text = source.read_text()
+        assert "pix2pix_zoo_nets" not in text and "pix2pix_zoo_objectives" not in text, source
+
+
+def test_runtime_register_and_unregister(fresh_plugins):
+    name = fresh_plugins.register(GeneratorPlugin("runtime_gen"), name="runtime")
+    registry = fresh_plugins.get_registry()
+    component = registry.get("runtime_gen")
+    assert component.plugin == "runtime" and component.kind == "generator"
+    assert [o.name for o in component.options] == ["width"]
+    fresh_plugins.unregister(name)
+    assert "runtime_gen" not in fresh_plugins.get_registry()
+    assert "unet_256" in fresh_plugins.get_registry()
+
+
+def test_register_plugin_fixture_cleans_up(register_plugin, fresh_plugins):
+    register_plugin(GeneratorPlugin("fixture_gen"), name="fixture")
+    assert "fixture_gen" in fresh_plugins.get_registry()
+
+
+def test_plugin_raising_on_import_is_reported_and_others_load(installed_distribution, fresh_plugins, caplog):
+    installed_distribution("zoo-broken", "broken", "zoo_broken_plugin", BROKEN_PLUGIN)
+    installed_distribution("zoo-good", "good", "zoo_good_plugin", GOOD_PLUGIN)
+    fresh_plugins.reset()
+    with caplog.at_level(logging.WARNING, logger="pix2pix_zoo"):
+        registry = fresh_plugins.get_registry()
+    records = {r.name: r for r in fresh_plugins.plugin_records()}
+    assert records["broken"].error == "ImportError: this plugin needs a package that is not installed"
+    assert records["broken"].distribution == "zoo-broken"
+    assert "third_party_net" in registry and "unet_256" in registry and "l1cgan" in registry
+    assert records["good"].registered == [("generator", "third_party_net")]
+    assert any("'broken'" in message and "ImportError" in message for message in caplog.messages)
+
+
+def test_broken_plugin_seen_from_the_cli(installed_distribution):
+    site = installed_distribution("zoo-broken", "broken", "zoo_broken_plugin", BROKEN_PLUGIN)
+    result = run_zoo("plugins", "--json", PYTHONPATH=str(site))
+    assert result.returncode == 0, result.stderr
+    records = {r["name"]: r for r in json.loads(result.stdout)}
+    assert records["broken"]["error"].startswith("ImportError")
+    assert records["nets"]["error"] is None
+    assert "plugin 'broken' (zoo-broken 0.1) failed to import" in result.stderr
+    components = run_zoo("components", "--json", PYTHONPATH=str(site))
+    assert components.returncode == 0
+    assert "unet_256" in {c["name"] for c in json.loads(components.stdout)}
+
+
+@pytest.mark.parametrize(
+    ("allow", "expected"),
+    [(None, {"good", "other"}), ("", set()), ("good", {"good"}), ("zoo-other", {"other"}), ("good, other", {"good", "other"})],
+)
+def test_allow_list(installed_distribution, fresh_plugins, monkeypatch, allow, expected):
+    installed_distribution("zoo-good", "good", "zoo_good_plugin", GOOD_PLUGIN)
+    installed_distribution("zoo-other", "other", "zoo_other_plugin", GOOD_PLUGIN.replace("third_party_net", "other_net"))
+    if allow is not None:
+        monkeypatch.setenv(fresh_plugins.ALLOW_LIST_VARIABLE, allow)
+    fresh_plugins.reset()
+    names = {r.name for r in fresh_plugins.plugin_records()}
+    assert names - {"nets", "objectives"} == expected
+    assert {"nets", "objectives"} <= names  # built-ins always load
+    assert ("third_party_net" in fresh_plugins.get_registry()) == ("good" in expected)
+
+
+def test_misspelled_hook_fails_loudly(fresh_plugins):
+    class Misspelled:
+        @hookimpl
+        def register_generator(self, register):  # the spec is register_generators
+            pass
+
+    with pytest.raises(PluginError, match="register_generator"):
+        fresh_plugins.register(Misspelled(), name="misspelled")
+    assert "misspelled" not in {r.name for r in fresh_plugins.plugin_records()}
+
+
+def test_wrong_hook_argument_fails_loudly(fresh_plugins):
+    class WrongArgument:
+        @hookimpl
+        def register_generators(self, add):
+            pass
+
+    with pytest.raises(PluginError, match="wrong_argument"):
+        fresh_plugins.register(WrongArgument(), name="wrong_argument")
+
+
+def test_misspelled_hook_in_installed_plugin_fails_cli_in_one_line(installed_distribution):
+    source = GOOD_PLUGIN.replace("def register_generators", "def register_generatorz")
+    site = installed_distribution("zoo-typo", "typo", "zoo_typo_plugin", source)
+    result = run_zoo("components", PYTHONPATH=str(site))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "register_generatorz" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_two_plugins_registering_one_name_name_both(register_plugin, fresh_plugins):
+    register_plugin(GeneratorPlugin("shared_name"), name="first_plugin")
+    register_plugin(GeneratorPlugin("shared_name"), name="second_plugin")
+    with pytest.raises(PluginError) as error:
+        fresh_plugins.get_registry()
+    assert "first_plugin" in str(error.value) and "second_plugin" in str(error.value)
+
+
+def test_clash_with_a_builtin_alias_names_the_builtin(register_plugin, fresh_plugins):
+    register_plugin(GeneratorPlugin("unet"), name="clashing")
+    with pytest.raises(PluginError, match="'unet'.*'clashing'.*'nets'"):
+        fresh_plugins.get_registry()
+
+
+def test_hook_that_raises_is_isolated_and_leaves_nothing_behind(register_plugin, fresh_plugins, caplog):
+    class HalfBroken:
+        @hookimpl
+        def register_generators(self, register):
+            register("half_gen", tiny_generator)
+
+        @hookimpl
+        def register_objectives(self, register):
+            raise RuntimeError("boom")
+
+    register_plugin(HalfBroken(), name="half_broken")
+    with caplog.at_level(logging.WARNING, logger="pix2pix_zoo"):
+        registry = fresh_plugins.get_registry()
+    assert "half_gen" not in registry and "unet_256" in registry
+    record = next(r for r in fresh_plugins.plugin_records() if r.name == "half_broken")
+    assert record.error == "RuntimeError: boom" and record.registered == []
+    assert any("raised in register_objectives" in m for m in caplog.messages)
+
+
+def _bad_positional(channels: int, out_channels: int) -> nn.Module: ...
+def _no_default(in_channels: int, out_channels: int, *, ngf: int) -> nn.Module: ...
+def _unannotated(in_channels: int, out_channels: int, *, ngf=64) -> nn.Module: ...
+def _kwargs(in_channels: int, out_channels: int, **options) -> nn.Module: ...
+def _bad_default(in_channels: int, out_channels: int, *, ngf: int = "many") -> nn.Module: ...  # type: ignore
+
+
+@pytest.mark.parametrize(
+    ("name", "factory", "message"),
+    [
+        ("Bad-Name", tiny_generator, "invalid"),
+        ("1net", tiny_generator, "invalid"),
+        ("ok_name", _bad_positional, r"must take \(in_channels, out_channels\) first"),
+        ("ok_name", _no_default, "needs a default"),
+        ("ok_name", _unannotated, "must be annotated"),
+        ("ok_name", _kwargs, r"\*\*kwargs"),
+        ("ok_name", _bad_default, "default of option 'ngf'"),
+        ("ok_name", "not callable", "not callable"),
+    ],
+)
+def test_register_validates_name_and_signature(register_plugin, fresh_plugins, name, factory, message):
+    class Plugin:
+        @hookimpl
+        def register_generators(self, register):
+            register(name, factory)
+
+    register_plugin(Plugin(), name="validated")
+    with pytest.raises(PluginError, match=message):
+        fresh_plugins.get_registry()
+
+
+def test_plugin_command(register_plugin):
+    import typer
+
+    from pix2pix_zoo.cli import main
+
+    calls = []
+
+    class CommandPlugin:
+        @hookimpl
+        def register_commands(self, app: typer.Typer):
+            @app.command("hello")
+            def hello(who: str = "zoo") -> None:
+                """Say hello."""
+                calls.append(who)
+
+    register_plugin(CommandPlugin(), name="commands")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["hello", "--who", "plugin"])
+    assert exit_info.value.code == 0 and calls == ["plugin"]
