@@ -70,3 +70,10 @@ def check_size_multiple(image: torch.Tensor, multiple: int) -> None:
     height, width = image.shape[-2:]
     if height % multiple or width % multiple:
         raise ValueError(f"input size {height}x{width} is not a multiple of {multiple}")
+
+
+def check_width(name: str, value: int) -> int:
+    """Return a channel width option after checking it is at least 1 (ValueError names the option)."""
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value

@@ -146,6 +146,8 @@ class Spec:
 
     def build(self, in_channels: int = 3, out_channels: int = 3) -> Pix2Pix:
         """Instantiate generator, discriminator (sized by the objective) and objective."""
+        if in_channels < 1 or out_channels < 1:
+            raise SpecError(f"channels must be at least 1, not {in_channels} -> {out_channels}")
         objective = self.build_objective()
         generator = _call(self.generator, in_channels, out_channels)
         _check_attribute(generator, "size_multiple", self.generator)

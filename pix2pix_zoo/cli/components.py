@@ -12,7 +12,7 @@ from pix2pix_zoo.registry import format_value, parse_kind
 
 
 def components(
-    kind: Optional[str] = typer.Argument(None, help="Only this kind: generator, discriminator, objective or dataset."),
+    kind: Optional[str] = typer.Argument(None, metavar="KIND", help="Only this kind: generator, discriminator, objective or dataset."),
     pattern: Optional[str] = typer.Option(None, "--filter", "-f", help="Shell wildcard on names, e.g. 'unet*'."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -21,16 +21,18 @@ def components(
     if as_json:
         print_json([component.as_dict() for component in found])
         return
+    columns = ["kind", "name", "aliases", "options (defaults)", "plugin", "summary"]
     rows = [
         [
             c.kind,
             c.name,
             ", ".join(c.aliases),
-            " ".join(f"{o.name}={format_value(o.default)}" for o in c.options),
+            "\n".join(f"{o.name}={format_value(o.default)}" for o in c.options),
             c.plugin,
             c.summary,
         ]
         for c in found
     ]
-    columns = ["kind", "name", "aliases", "options (defaults)", "plugin", "summary"]
-    print_table("components", columns, rows, wrap=("options (defaults)", "summary"))
+    if kind:  # one kind: the column would only repeat it
+        columns, rows = columns[1:], [row[1:] for row in rows]
+    print_table("components", columns, rows, wrap=("summary",))

@@ -9,7 +9,7 @@ from pix2pix_zoo.spec import describe
 
 
 def info(
-    spec: str = typer.Argument(..., help="A spec such as 'unet_256+patch70+l1cgan' or 'unet(ngf=32)+l1'."),
+    spec: str = typer.Argument(..., metavar="SPEC", help="A spec such as 'unet_256+patch70+l1cgan' or 'unet(ngf=32)+l1'."),
     in_channels: int = typer.Option(3, "--in-channels", min=1, help="Channels of the input image."),
     out_channels: int = typer.Option(3, "--out-channels", min=1, help="Channels of the output image."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

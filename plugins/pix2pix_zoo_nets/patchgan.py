@@ -14,7 +14,7 @@ not applied to the first C64 layer").
 import torch
 from torch import nn
 
-from pix2pix_zoo.layers import Norm, conv_bias, init_weights, norm_layer
+from pix2pix_zoo.layers import Norm, check_width, conv_bias, init_weights, norm_layer
 
 
 class PixelDiscriminator(nn.Module):
@@ -24,6 +24,7 @@ class PixelDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int, *, ndf: int, norm: Norm):
         super().__init__()
+        check_width("ndf", ndf)
         bias = conv_bias(norm)
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, ndf, 1),
@@ -49,7 +50,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         make_norm = norm_layer(norm)
         bias = conv_bias(norm)
-        widths = [ndf * min(2**i, 8) for i in range(n_layers + 1)]
+        widths = [check_width("ndf", ndf) * min(2**i, 8) for i in range(n_layers + 1)]
         layers = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         for i in range(1, n_layers + 1):
             stride = 2 if i < n_layers else 1

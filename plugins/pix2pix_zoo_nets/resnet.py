@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from pix2pix_zoo.layers import Norm, check_size_multiple, conv_bias, init_weights, norm_layer
+from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
 
 Padding = Literal["reflect", "replicate", "zero"]
 
@@ -60,6 +60,7 @@ class ResNetGenerator(nn.Module):
         padding_type: Padding,
     ):
         super().__init__()
+        check_width("ngf", ngf)
         make_norm = norm_layer(norm)
         bias = conv_bias(norm)
         layers = [

@@ -25,7 +25,7 @@ from collections.abc import Collection
 import torch
 from torch import nn
 
-from pix2pix_zoo.layers import Norm, check_size_multiple, conv_bias, init_weights, norm_layer
+from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
 
 
 class UNetBlock(nn.Module):
@@ -107,7 +107,7 @@ def _build_unet(
     Encoder widths are ``ngf * min(2**level, 8)``. ``dropout_layers`` numbers the decoder layers
     that get dropout, 0 being the innermost one.
     """
-    widths = [ngf * min(2**level, 8) for level in range(num_downs)]
+    widths = [check_width("ngf", ngf) * min(2**level, 8) for level in range(num_downs)]
     block = None
     for level in reversed(range(num_downs)):
         outermost = level == 0

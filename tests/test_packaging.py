@@ -1,0 +1,95 @@
+"""The one distribution: the wheel carries the core, the built-in plugins and the catalog data, and a
+non-editable install gives a working ``zoo`` with every built-in."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from helpers import run_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # --no-isolation: build with this environment's setuptools, no download.
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
+    (built,) = out.glob("pix2pix_zoo-*.whl")
+    return built
+
+
+def test_wheel_carries_plugins_registry_and_entry_points(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        entry_text = archive.read(entry_points).decode()
+    for module in (
+        "pix2pix_zoo/__init__.py",
+        "pix2pix_zoo/__main__.py",
+        "pix2pix_zoo/cli/__init__.py",
+        "pix2pix_zoo/engine/gan_step.py",
+        "pix2pix_zoo_nets/__init__.py",
+        "pix2pix_zoo_nets/unet.py",
+        "pix2pix_zoo_nets/patchgan.py",
+        "pix2pix_zoo_nets/resnet.py",
+        "pix2pix_zoo_objectives/pix2pix.py",
+        "pix2pix_zoo/registry_data/__init__.py",
+        "pix2pix_zoo/registry_data/README.md",
+    ):
+        assert module in names, module
+    assert not any(n.startswith(("tests/", "plugins/", "registry/")) for n in names)
+    assert "[pix2pix_zoo]" in entry_text
+    assert "nets = pix2pix_zoo_nets" in entry_text and "objectives = pix2pix_zoo_objectives" in entry_text
+    assert "zoo = pix2pix_zoo.cli:main" in entry_text
+
+
+def test_non_editable_install_gives_a_working_zoo(wheel, tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    # Dependencies (torch, typer, ...) come from this environment; the project itself only from the wheel.
+    (Path(site) / "shared_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(wheel)],
+        check=True, capture_output=True,
+    )
+    # Run from outside the checkout, so the source tree cannot shadow the installed package.
+    where = subprocess.run(
+        [str(python), "-c", "import pix2pix_zoo, pix2pix_zoo_nets; print(pix2pix_zoo.__file__, pix2pix_zoo_nets.__file__)"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout
+    assert str(ROOT) not in where and where.count(str(env_dir)) == 2
+    zoo = env_dir / "bin" / "zoo"
+    components = subprocess.run(
+        [str(zoo), "components", "--json"], capture_output=True, text=True, cwd=tmp_path, env=run_env()
+    )
+    assert components.returncode == 0, components.stderr
+    names = {c["name"] for c in json.loads(components.stdout)}
+    assert {"unet_256", "encdec_256", "resnet_9blocks", "pixel", "patch70", "image", "l1cgan"} <= names
+    info = subprocess.run(
+        [str(zoo), "info", "unet+patch70+l1cgan", "--json"], capture_output=True, text=True, cwd=tmp_path, env=run_env()
+    )
+    assert json.loads(info.stdout)["generator"]["parameters"] == 54_413_955
+    data = subprocess.run(
+        [str(python), "-c", "from importlib.resources import files; "
+         "print(files('pix2pix_zoo.registry_data').joinpath('README.md').is_file())"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )
+    assert data.stdout.strip() == "True"
