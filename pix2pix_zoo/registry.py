@@ -145,13 +145,28 @@ def _is_supported(annotation: Any) -> bool:
     return False
 
 
+def _option_annotation(factory: Callable, param: inspect.Parameter, where: str) -> Any:
+    """An option's annotation, evaluated if it is a string (``from __future__ import annotations``).
+
+    Only option annotations are evaluated: a return annotation imported under TYPE_CHECKING must
+    not stop a plugin from registering.
+    """
+    annotation = param.annotation
+    if not isinstance(annotation, str):
+        return annotation
+    namespace = getattr(inspect.unwrap(factory), "__globals__", {})
+    try:
+        return eval(annotation, dict(namespace))  # noqa: S307 - the plugin's own annotation text
+    except Exception as error:
+        raise PluginError(f"{where}: option {param.name!r}: cannot evaluate annotation {annotation!r} ({error})") from None
+
+
 def factory_options(kind: str, name: str, factory: Callable) -> tuple[Option, ...]:
     """Read and check a factory's signature; return its keyword options in signature order."""
     where = f"{kind} {name!r}"
     try:
         signature = inspect.signature(factory)
-        hints = typing.get_type_hints(factory)
-    except (TypeError, ValueError, NameError) as error:
+    except (TypeError, ValueError) as error:
         raise PluginError(f"{where}: cannot read the factory's signature ({error})") from None
     params = list(signature.parameters.values())
     leading = FACTORY_ARGUMENTS[kind]
@@ -164,7 +179,7 @@ def factory_options(kind: str, name: str, factory: Callable) -> tuple[Option, ..
             raise PluginError(f"{where}: option {param.name!r}: *args/**kwargs cannot be validated; name every option")
         if param.default is param.empty:
             raise PluginError(f"{where}: option {param.name!r} needs a default value")
-        annotation = hints.get(param.name)
+        annotation = _option_annotation(factory, param, where)
         if not _is_supported(annotation):
             raise PluginError(f"{where}: option {param.name!r} must be annotated int, float, bool, str or Literal[...]")
         option = Option(param.name, annotation, param.default)
@@ -289,7 +304,7 @@ class Registry:
         """Sorted primary names, optionally of one kind."""
         return sorted(c.name for c in self._components.values() if kind is None or c.kind == kind)
 
-    def list(self, kind: Kind | None = None, pattern: str | None = None) -> list[Component]:
+    def components(self, kind: Kind | None = None, pattern: str | None = None) -> list[Component]:
         """Components sorted by kind then name; ``pattern`` is a shell wildcard on names and aliases."""
         found = [
             c

@@ -125,3 +125,15 @@ def test_reference_weights_load_losslessly_and_compute_the_architecture():
     expected = functional_unet(published, image)
     assert expected.std() > 0.1  # the weights keep a signal through all 8 levels
     torch.testing.assert_close(net.eval()(image), expected, atol=1e-5, rtol=0)
+
+
+def test_reference_weights_with_batch_counters_load_too():
+    # Some published files keep num_batches_tracked; those load strictly as well.
+    layout = read_layout("unet_128_batch")
+    weights = random_reference_weights(layout)
+    weights.update({key: torch.tensor(7) for key, _, _ in layout if key.endswith("num_batches_tracked")})
+    net = unet.unet_128(3, 3)
+    net.load_state_dict(weights, strict=True)
+    state = net.state_dict()
+    assert len(state) == len(layout) == 70
+    assert all(torch.equal(state[key], tensor) for key, tensor in weights.items())

@@ -107,7 +107,7 @@ def _raw_text(option: Option, value) -> st.SearchStrategy[str]:
 @st.composite
 def written_parts(draw, kind: str) -> tuple[str, str, dict]:
     """(text as written, component name, coerced options) for a random component of ``kind``."""
-    component = draw(st.sampled_from(REGISTRY.list(kind)))
+    component = draw(st.sampled_from(REGISTRY.components(kind)))
     label = draw(st.sampled_from((component.name, *component.aliases)))
     chosen = draw(st.lists(st.sampled_from(component.options), unique_by=lambda o: o.name)) if component.options else []
     written, values = [], {}

@@ -17,7 +17,7 @@ def components(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the installed components: generators, discriminators, objectives, datasets."""
-    found = get_registry().list(parse_kind(kind) if kind else None, pattern)
+    found = get_registry().components(parse_kind(kind) if kind else None, pattern)
     if as_json:
         print_json([component.as_dict() for component in found])
         return
