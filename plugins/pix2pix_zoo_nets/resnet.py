@@ -116,17 +116,8 @@ def resnet_9blocks(
     ``padding_type`` applies inside the residual blocks; the 7x7 convs at both ends always use
     reflection padding, as in the reference.
     """
-    return init_weights(
-        ResNetGenerator(
-            in_channels,
-            out_channels,
-            n_blocks=9,
-            ngf=ngf,
-            norm=norm,
-            dropout=dropout,
-            padding_type=padding_type,
-        )
-    )
+    options = dict(ngf=ngf, norm=norm, dropout=dropout, padding_type=padding_type)
+    return init_weights(ResNetGenerator(in_channels, out_channels, n_blocks=9, **options))
 
 
 def resnet_6blocks(
@@ -142,14 +133,5 @@ def resnet_6blocks(
 
     Options as in :func:`resnet_9blocks`.
     """
-    return init_weights(
-        ResNetGenerator(
-            in_channels,
-            out_channels,
-            n_blocks=6,
-            ngf=ngf,
-            norm=norm,
-            dropout=dropout,
-            padding_type=padding_type,
-        )
-    )
+    options = dict(ngf=ngf, norm=norm, dropout=dropout, padding_type=padding_type)
+    return init_weights(ResNetGenerator(in_channels, out_channels, n_blocks=6, **options))

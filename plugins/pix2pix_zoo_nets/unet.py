@@ -20,8 +20,6 @@ the same levels, widths and dropout placement, minus the concatenations. The abl
 changes one thing only.
 """
 
-from collections.abc import Collection
-
 import torch
 from torch import nn
 
@@ -93,19 +91,12 @@ class UNetGenerator(nn.Module):
 
 
 def _build_unet(
-    in_channels: int,
-    out_channels: int,
-    *,
-    num_downs: int,
-    ngf: int,
-    norm: Norm,
-    skip: bool,
-    dropout_layers: Collection[int],
+    in_channels: int, out_channels: int, *, num_downs: int, ngf: int, norm: Norm, dropout: bool, skip: bool
 ) -> UNetGenerator:
     """A U-Net (``skip=True``) or encoder-decoder with ``num_downs`` stride-2 levels.
 
-    Encoder widths are ``ngf * min(2**level, 8)``. ``dropout_layers`` numbers the decoder layers
-    that get dropout, 0 being the innermost one.
+    Encoder widths are ``ngf * min(2**level, 8)``. With ``dropout``, the ``num_downs - 5`` decoder
+    layers next to the innermost one get it (the reference's placement: 3 for 256, 2 for 128).
     """
     widths = [check_width("ngf", ngf) * min(2**level, 8) for level in range(num_downs)]
     block = None
@@ -118,91 +109,39 @@ def _build_unet(
             submodule=block,
             outermost=outermost,
             norm=norm,
-            dropout=num_downs - 1 - level in dropout_layers,
+            dropout=dropout and 4 <= level < num_downs - 1,  # the 512 -> 512 levels bar the innermost
             skip=skip,
         )
     return init_weights(UNetGenerator(block, size_multiple=2**num_downs))
 
 
 def unet_256(
-    in_channels: int,
-    out_channels: int,
-    *,
-    ngf: int = 64,
-    norm: Norm = "batch",
-    dropout: bool = True,
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
     """The paper's U-Net generator for 256x256 images: 8 downsamplings, reference layout."""
-    return _build_unet(
-        in_channels,
-        out_channels,
-        num_downs=8,
-        ngf=ngf,
-        norm=norm,
-        skip=True,
-        dropout_layers=(1, 2, 3) if dropout else (),
-    )
+    return _build_unet(in_channels, out_channels, num_downs=8, ngf=ngf, norm=norm, dropout=dropout, skip=True)
 
 
 def unet_128(
-    in_channels: int,
-    out_channels: int,
-    *,
-    ngf: int = 64,
-    norm: Norm = "batch",
-    dropout: bool = True,
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
     """The reference's U-Net for 128x128 images: 7 downsamplings (one fewer 512-wide level)."""
-    return _build_unet(
-        in_channels,
-        out_channels,
-        num_downs=7,
-        ngf=ngf,
-        norm=norm,
-        skip=True,
-        dropout_layers=(1, 2) if dropout else (),
-    )
+    return _build_unet(in_channels, out_channels, num_downs=7, ngf=ngf, norm=norm, dropout=dropout, skip=True)
 
 
 def encdec_256(
-    in_channels: int,
-    out_channels: int,
-    *,
-    ngf: int = 64,
-    norm: Norm = "batch",
-    dropout: bool = True,
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
-    """The paper's encoder-decoder baseline for 256x256: the U-Net without skip connections.
+    """The paper's encoder-decoder baseline for 256x256: :func:`unet_256` without skip connections.
 
     Encoder C64-C128-C256-C512-C512-C512-C512-C512, decoder of 512-512-512-512-256-128-64 channels
     with dropout where :func:`unet_256` has it, then a transposed conv to ``out_channels`` and tanh.
     """
-    return _build_unet(
-        in_channels,
-        out_channels,
-        num_downs=8,
-        ngf=ngf,
-        norm=norm,
-        skip=False,
-        dropout_layers=(1, 2, 3) if dropout else (),
-    )
+    return _build_unet(in_channels, out_channels, num_downs=8, ngf=ngf, norm=norm, dropout=dropout, skip=False)
 
 
 def encdec_128(
-    in_channels: int,
-    out_channels: int,
-    *,
-    ngf: int = 64,
-    norm: Norm = "batch",
-    dropout: bool = True,
+    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
     """The encoder-decoder for 128x128: :func:`unet_128` without skip connections."""
-    return _build_unet(
-        in_channels,
-        out_channels,
-        num_downs=7,
-        ngf=ngf,
-        norm=norm,
-        skip=False,
-        dropout_layers=(1, 2) if dropout else (),
-    )
+    return _build_unet(in_channels, out_channels, num_downs=7, ngf=ngf, norm=norm, dropout=dropout, skip=False)
