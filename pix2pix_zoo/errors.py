@@ -11,3 +11,15 @@ class SpecError(ZooError, ValueError):
 
 class PluginError(ZooError):
     """A plugin is malformed: a misspelled hook, a bad registration, a duplicate name."""
+
+
+class DataError(ZooError):
+    """A dataset is missing, empty, malformed, or cannot be downloaded or verified."""
+
+
+class BadImageError(DataError):
+    """One image file cannot be read or decoded; ``path`` names it (``--skip-bad`` skips these)."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot read image {str(path)!r}: {reason}")
+        self.path = path

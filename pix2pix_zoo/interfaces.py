@@ -87,10 +87,12 @@ class DatasetInfo:
 
 
 class PairedDataset(torch.utils.data.Dataset, abc.ABC):
-    """A map-style dataset of aligned pairs.
+    """A map-style dataset of aligned pairs, decoded but not augmented.
 
-    Item ``i`` is a dict ``{"a": Tensor[C_a, H, W], "b": Tensor[C_b, H, W], "name": str}`` with
-    pixel values in [-1, 1]; direction and augmentation are applied by the engine, not here.
+    Item ``i`` is a dict ``{"a": Tensor[C_a, H, W], "b": Tensor[C_b, H, W], "name": str}`` of
+    ``uint8`` pixels (channels as ``info`` says, A and B of the same size). Direction, resizing,
+    cropping, flipping and the conversion to [-1, 1] are the engine's, in batches on the training
+    device, so a loader worker only reads and decodes. ``name`` identifies the pair (a relative path).
     """
 
     info: DatasetInfo
