@@ -23,3 +23,4 @@ class BadImageError(DataError):
     def __init__(self, path: object, reason: str) -> None:
         super().__init__(f"cannot read image {str(path)!r}: {reason}")
         self.path = path
+        self.reason = reason

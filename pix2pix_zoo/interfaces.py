@@ -7,8 +7,10 @@ Generators and discriminators are plain ``torch.nn.Module`` objects with one ext
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -72,18 +74,51 @@ class Objective(abc.ABC):
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a paired dataset is: channels of A and B, default direction, where it comes from."""
+    """What a paired dataset is: channels of A and B, default direction, where it comes from.
+
+    A dataset factory carries its info as the attribute ``info`` (see :func:`describe_dataset`), so
+    that ``zoo data`` can list it without opening anything.
+    """
 
     name: str
     a_channels: int = 3
     b_channels: int = 3
     default_direction: Direction = "AtoB"
     task: str = ""
+    """What A and B are, ``"A <-> B"`` (``"photo <-> architectural labels"``)."""
     url: str | None = None
+    """A tar archive holding one folder named like the dataset (``facades/train/...``)."""
     sha256: str | None = None
     license: str = ""
     source: str = ""
+    """Who made the data and what to cite."""
     splits: tuple[str, ...] = field(default=("train", "val", "test"))
+    sizes: Mapping[str, int] = field(default_factory=dict, hash=False)
+    """Approximate number of pairs per split."""
+    download_size: int | None = None
+    """Approximate size of the archive at ``url`` in bytes."""
+    manual_download: str = ""
+    """For data the zoo may not download: one line saying how to get it."""
+
+
+DatasetFactory = TypeVar("DatasetFactory", bound=Callable[..., "PairedDataset"])
+
+
+def describe_dataset(
+    info: DatasetInfo, *, prepare: Callable[..., Path] | None = None
+) -> Callable[[DatasetFactory], DatasetFactory]:
+    """Decorate a dataset factory with its ``info`` and, for data built locally, a ``prepare`` function.
+
+    ``prepare(output=..., **sources)`` builds the dataset in ``output`` from files the user
+    obtained (``zoo data prepare NAME --SOURCE DIR ...``) and returns that folder.
+    """
+
+    def attach(factory: DatasetFactory) -> DatasetFactory:
+        factory.info = info  # type: ignore[attr-defined]
+        factory.prepare = prepare  # type: ignore[attr-defined]
+        return factory
+
+    return attach
 
 
 class PairedDataset(torch.utils.data.Dataset, abc.ABC):

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from loopback import LoopbackServer
 
 from pix2pix_zoo import plugins
 
@@ -63,3 +64,11 @@ def installed_distribution(tmp_path, monkeypatch):
     yield install
     plugins.reset()
 
+
+@pytest.fixture
+def http_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving the folder ``tmp_path / "served"`` (see tests/loopback.py)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    with LoopbackServer(folder) as server:
+        yield server

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pix2pix_zoo.cli import main
 from pix2pix_zoo.plugins import ALLOW_LIST_VARIABLE
 
 
@@ -30,3 +31,14 @@ def run_zoo(*args: str, cwd: Path | str | None = None, **env: str) -> subprocess
     return subprocess.run(
         [zoo_executable(), *args], capture_output=True, text=True, env=run_env(**env), cwd=cwd, timeout=300
     )
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``main`` in this process; return (exit code, stdout, stderr)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit_info:
+        code = exit_info.code if isinstance(exit_info.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -13,23 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_env, run_zoo
+from helpers import run_env, run_main, run_zoo
 
 from pix2pix_zoo import __version__
-from pix2pix_zoo.cli import main
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-
-
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``main`` in this process; return (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code if isinstance(exit_info.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_version_from_console_script_and_module():
@@ -49,7 +37,7 @@ def test_components_json_subprocess():
     assert components["unet_256"]["plugin"] == "nets"
     assert {"name": "norm", "type": "batch|instance|none|syncbatch", "default": "batch"} in components["unet_256"]["options"]
     assert components["patch70"]["aliases"] == ["patch"]
-    assert {c["kind"] for c in components.values()} == {"generator", "discriminator", "objective"}
+    assert {c["kind"] for c in components.values()} == {"generator", "discriminator", "objective", "dataset"}
     assert {"l1", "gan", "cgan", "l1gan", "l1cgan"} <= set(components)
 
 
@@ -129,7 +117,7 @@ def test_usage_errors_are_clicks(capsys):
     assert code == 2 and "Missing argument 'SPEC'" in err and "Traceback" not in err
 
 
-HELP_COMMANDS = {"zoo": [], "components": ["components"], "plugins": ["plugins"], "info": ["info"]}
+HELP_COMMANDS = {"zoo": [], "components": ["components"], "plugins": ["plugins"], "info": ["info"], "data": ["data"], "train": ["train"]}
 
 
 @pytest.mark.parametrize("name", sorted(HELP_COMMANDS))

@@ -25,7 +25,7 @@ def _print_version(value: bool) -> None:
 
 def make_app() -> typer.Typer:
     """The root app with the built-in commands and every plugin's ``register_commands``."""
-    from pix2pix_zoo.cli import components, info, plugins
+    from pix2pix_zoo.cli import components, data, info, plugins, train
     from pix2pix_zoo.plugins import get_host
 
     app = typer.Typer(
@@ -47,6 +47,8 @@ def make_app() -> typer.Typer:
     app.command("components")(components.components)
     app.command("plugins")(plugins.plugins)
     app.command("info")(info.info)
+    app.add_typer(data.app, name="data")
+    app.command("train")(train.train)
     get_host().call_each("register_commands", lambda plugin_name: {"app": app})
     return app
 

@@ -1,6 +1,6 @@
 """One optimisation step of pix2pix, exactly as the paper orders it.
 
-D first: it judges real pairs and detached generated pairs, and its loss (already halved by the
+D first: it judges generated pairs (detached) and real pairs, and its loss (already halved by the
 objective) is minimised. Then G: the discriminator, just updated, judges the generated pairs again
 with gradients flowing into G; G minimises the objective's generator loss. As in the reference,
 D's parameters are frozen during G's backward pass, which saves computing gradients nobody uses.
@@ -8,21 +8,72 @@ D's parameters are frozen during G's backward pass, which saves computing gradie
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from pix2pix_zoo.spec import Pix2Pix
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Amp:
+    """Mixed precision on one device: an autocast dtype and, for fp16, a gradient scaler per optimiser.
+
+    fp32 disables both, so the same step code serves every precision.
+    """
+
+    def __init__(self, precision: Literal["fp32", "bf16", "fp16"] = "fp32", device_type: str = "cpu") -> None:
+        self.precision = precision
+        self.dtype = AUTOCAST_DTYPES[precision]
+        self.device_type = device_type
+        scale = precision == "fp16"  # bf16 has fp32's range: no loss scaling needed
+        self.scalers = {
+            "g": torch.amp.GradScaler(device_type, enabled=scale),
+            "d": torch.amp.GradScaler(device_type, enabled=scale),
+        }
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None)
+
+    def backward_and_step(self, which: str, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
+        scaler = self.scalers[which]
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def state_dict(self) -> dict:
+        return {name: scaler.state_dict() for name, scaler in self.scalers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, scaler in self.scalers.items():
+            if state.get(name):
+                scaler.load_state_dict(state[name])
+
 
 def make_optimizers(
-    models: Pix2Pix, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999)
+    models: Pix2Pix,
+    lr: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    implementation: Literal["auto", "fused", "foreach", "plain"] = "auto",
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
-    """Adam for G and D with the paper's lr 2e-4 and betas (0.5, 0.999)."""
-    optimizer_g = torch.optim.Adam(models.generator.parameters(), lr=lr, betas=betas)
-    optimizer_d = None
-    if models.discriminator is not None:
-        optimizer_d = torch.optim.Adam(models.discriminator.parameters(), lr=lr, betas=betas)
-    return optimizer_g, optimizer_d
+    """Adam for G and D with the paper's lr 2e-4 and betas (0.5, 0.999).
+
+    ``auto`` picks the fused kernel where the parameters live on CUDA and the multi-tensor
+    (foreach) one elsewhere; both compute the same update as the plain loop.
+    """
+
+    def adam(module: nn.Module) -> torch.optim.Optimizer:
+        chosen = implementation
+        if chosen == "auto":
+            on_cuda = next(module.parameters()).is_cuda
+            chosen = "fused" if on_cuda else "foreach"
+        flags = {"fused": {"fused": True}, "foreach": {"foreach": True}, "plain": {"foreach": False}}[chosen]
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, **flags)
+
+    optimizer_d = adam(models.discriminator) if models.discriminator is not None else None
+    return adam(models.generator), optimizer_d
 
 
 def gan_step(
@@ -31,30 +82,44 @@ def gan_step(
     optimizer_d: torch.optim.Optimizer | None,
     x: Tensor,
     y: Tensor,
+    amp: Amp | None = None,
+    generator: nn.Module | None = None,
+    discriminator: nn.Module | None = None,
+    judge: nn.Module | None = None,
 ) -> dict[str, Tensor]:
-    """Update D then G on one batch; return detached losses (no host synchronisation here)."""
-    objective, generator, discriminator = models.objective, models.generator, models.discriminator
-    fake = generator(x)
+    """Update D then G on one batch; return detached losses (no host synchronisation here).
+
+    ``generator``, ``discriminator`` (D's step) and ``judge`` (D in G's step) default to the models'
+    own; the trainer passes wrapped ones (DDP, torch.compile). The judge must not be a DDP wrapper:
+    D is frozen in G's step, so there is nothing for DDP to synchronise.
+    """
+    amp = amp or Amp()
+    objective = models.objective
+    # `is None`, not `or`: a compiled module refuses bool() (it has no len()).
+    generator = models.generator if generator is None else generator
+    discriminator = models.discriminator if discriminator is None else discriminator
+    with amp.autocast():
+        fake = generator(x)
     losses: dict[str, Tensor] = {}
     if discriminator is not None and optimizer_d is not None:
         optimizer_d.zero_grad(set_to_none=True)
-        # Fakes first, as the reference does: batch-norm running statistics depend on the order.
-        fake_logits = discriminator(objective.discriminator_input(x, fake.detach()))
-        real_logits = discriminator(objective.discriminator_input(x, y))
-        loss_d = objective.discriminator_loss(real_logits, fake_logits)
-        loss_d.backward()
-        optimizer_d.step()
+        with amp.autocast():
+            # Fakes first, as the reference does: batch-norm running statistics depend on the order.
+            fake_logits = discriminator(objective.discriminator_input(x, fake.detach()))
+            real_logits = discriminator(objective.discriminator_input(x, y))
+            loss_d = objective.discriminator_loss(real_logits.float(), fake_logits.float())
+        amp.backward_and_step("d", loss_d, optimizer_d)
         losses["d"] = loss_d.detach()
     optimizer_g.zero_grad(set_to_none=True)
-    fake_logits = None
-    if discriminator is not None:
-        discriminator.requires_grad_(False)
-        fake_logits = discriminator(objective.discriminator_input(x, fake))
-    loss_g = objective.generator_loss(fake, y, fake_logits)
-    loss_g.total.backward()
-    if discriminator is not None:
-        discriminator.requires_grad_(True)
-    optimizer_g.step()
+    judge = models.discriminator if judge is None else judge
+    if judge is not None:
+        judge.requires_grad_(False)
+    with amp.autocast():
+        fake_logits = judge(objective.discriminator_input(x, fake)).float() if judge is not None else None
+        loss_g = objective.generator_loss(fake.float(), y, fake_logits)
+    amp.backward_and_step("g", loss_g.total, optimizer_g)
+    if judge is not None:
+        judge.requires_grad_(True)
     losses["g"] = loss_g.total.detach()
     losses.update({f"g_{name}": term.detach() for name, term in loss_g.terms.items()})
     return losses

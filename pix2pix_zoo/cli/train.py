@@ -1,0 +1,94 @@
+"""``zoo train SPEC --data NAME``: the paper's experiment (or any spec) as a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pix2pix_zoo.cli.output import print_json, print_table
+from pix2pix_zoo.engine.config import TrainConfig
+from pix2pix_zoo.errors import SpecError
+
+DEFAULTS = TrainConfig()
+
+
+def _data_options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SpecError(f"--data-opt {pair!r} is not KEY=VALUE")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def train(
+    spec: Optional[str] = typer.Argument(None, metavar="SPEC", help="e.g. unet_256+patch70+l1cgan (not with --resume)."),
+    data: str = typer.Option(DEFAULTS.data, "--data", "-d", help="Dataset name or SCHEME:PATH, e.g. facades, folder:./pairs."),
+    data_opt: list[str] = typer.Option([], "--data-opt", help="Dataset option KEY=VALUE (repeatable), e.g. size=128."),
+    direction: Optional[str] = typer.Option(None, "--direction", help="AtoB or BtoA (default: the dataset's own)."),
+    epochs: int = typer.Option(DEFAULTS.epochs, "--epochs", help="Epochs at the initial learning rate."),
+    epochs_decay: int = typer.Option(DEFAULTS.epochs_decay, "--epochs-decay", help="Epochs of linear decay to zero."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many steps (also with --resume)."),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, "--batch-size", "-b"),
+    lr: float = typer.Option(DEFAULTS.lr, "--lr", help="Adam learning rate (betas 0.5, 0.999)."),
+    preprocess: str = typer.Option(DEFAULTS.preprocess, "--preprocess", help="resize_and_crop, crop, scale_width, scale_width_and_crop or none."),
+    load_size: int = typer.Option(DEFAULTS.load_size, "--load-size"),
+    crop_size: int = typer.Option(DEFAULTS.crop_size, "--crop-size"),
+    no_flip: bool = typer.Option(False, "--no-flip", help="No random horizontal flips."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed"),
+    precision: str = typer.Option(DEFAULTS.precision, "--precision", help="fp32, bf16 or fp16 (autocast)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the networks."),
+    optimizer: str = typer.Option(DEFAULTS.optimizer_impl, "--optimizer", help="Adam kernel: auto, fused, foreach or plain."),
+    ema_decay: float = typer.Option(DEFAULTS.ema_decay, "--ema-decay", help="EMA of the generator (0: off), e.g. 0.999."),
+    workers: int = typer.Option(DEFAULTS.workers, "--workers", help="Data-loading processes."),
+    device: str = typer.Option(DEFAULTS.device, "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    log_every: int = typer.Option(DEFAULTS.log_every, "--log-every", help="Steps between loss reads (host syncs)."),
+    sample_every: int = typer.Option(DEFAULTS.sample_every, "--sample-every", help="Steps between sample grids."),
+    checkpoint_every: int = typer.Option(DEFAULTS.checkpoint_every, "--checkpoint-every", help="Steps between checkpoints (0: each epoch)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count unreadable images."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Folder of run directories."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: from the spec and the dataset)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run directory."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run directory."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final evaluation as JSON."),
+) -> None:
+    """Train a translator; ends by printing held-out L1, PSNR and SSIM beside two baselines."""
+    from pix2pix_zoo.engine.trainer import Trainer, run_name
+    from pix2pix_zoo.spec import canonical
+
+    if resume is not None:
+        if spec is not None:
+            raise SpecError("--resume continues a run with its saved settings; give no SPEC with it")
+        trainer = Trainer(TrainConfig(), resume, resume=True, max_steps=max_steps, progress=progress)
+    else:
+        if spec is None:
+            raise SpecError("give a SPEC, e.g. zoo train unet_256+patch70+l1cgan --data facades")
+        config = TrainConfig(
+            spec=canonical(spec), data=data, data_options=_data_options(data_opt), direction=direction,
+            epochs=epochs, epochs_decay=epochs_decay, max_steps=max_steps, batch_size=batch_size, lr=lr,
+            preprocess=preprocess, load_size=load_size, crop_size=crop_size, flip=not no_flip, seed=seed,
+            precision=precision, channels_last=channels_last, compile=compile_, optimizer_impl=optimizer,
+            ema_decay=ema_decay, workers=workers, device=device, log_every=log_every, sample_every=sample_every,
+            checkpoint_every=checkpoint_every, skip_bad=skip_bad,
+        ).validate()
+        run_dir = runs / (name or run_name(config.spec, config.data))
+        trainer = Trainer(config, run_dir, overwrite=overwrite, progress=progress)
+    result = trainer.fit()
+    if not result.main_process:
+        return
+    typer.echo(f"run {result.run_dir}: step {result.step}; translator in {result.run_dir / 'translator'}", err=True)
+    evaluation = result.evaluation
+    if as_json:
+        print_json(evaluation)
+    elif evaluation:
+        rows = [
+            [name, f"{figures['l1']:.4f}", f"{figures['psnr']:.2f}", f"{figures['ssim']:.4f}"]
+            for name, figures in evaluation.items()
+            if isinstance(figures, dict)
+        ]
+        print_table(f"held-out {evaluation['split']} split, {evaluation['pairs']} pairs", ["", "L1", "PSNR (dB)", "SSIM"], rows)

@@ -1,0 +1,222 @@
+"""Downloads that are verified and atomic, and tar extraction that cannot escape its folder.
+
+Nothing here leaves a half-written file or folder under its final name: a download streams into a
+hidden ``.<name>.part-<random>`` beside its destination and is renamed over it once complete and
+verified; an archive is extracted into a hidden folder beside its target and renamed into place once
+every member is out. What a failure leaves behind is deleted; what it says is one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import gzip
+import hashlib
+import http.client
+import os
+import secrets
+import shutil
+import ssl
+import sys
+import tarfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from rich.console import Console
+from rich.filesize import decimal
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+from pix2pix_zoo import __version__
+from pix2pix_zoo.errors import DataError
+
+CHUNK_SIZE = 1 << 20
+
+# Python 3.10.12+/3.11.4+ vet each member themselves (the "data" filter); our own checks come first
+# and are what older interpreters rely on.
+_DATA_FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())
+
+
+def sha256_of(path: Path) -> str:
+    """The hex SHA-256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(
+    url: str, destination: Path, *, sha256: str | None = None, timeout: float = 60, progress: bool = True
+) -> Path:
+    """Download ``url`` to ``destination`` atomically and return it; a DataError says why if it fails.
+
+    An existing ``destination`` is a cache hit (when its SHA-256 matches ``sha256``, if given).
+    ``timeout`` is in seconds without data. ``progress`` shows a bar on stderr when that is a
+    terminal, and one line saying what is downloaded when it is not.
+    """
+    destination = Path(destination)
+    expected = sha256.lower() if sha256 else None
+    if destination.is_file() and (expected is None or sha256_of(destination) == expected):
+        return destination
+    part = _sibling(destination, "part")
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        actual = _stream(url, part, timeout, progress)
+        if expected is not None and actual != expected:
+            raise DataError(f"sha256 mismatch for {url}: expected {expected}, got {actual}; the download was deleted")
+        os.replace(part, destination)
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        raise _download_error(error, url, destination, timeout) from None
+    finally:
+        part.unlink(missing_ok=True)
+    return destination
+
+
+def _stream(url: str, part: Path, timeout: float, progress: bool) -> str:
+    """Write the body of ``url`` into the new file ``part``, fsync it, and return its SHA-256."""
+    digest = hashlib.sha256()
+    request = Request(url, headers={"User-Agent": f"pix2pix-zoo/{__version__}"})
+    with urlopen(request, timeout=timeout) as response, open(part, "xb") as file:
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        received = 0
+        with _progress_bar(url, total, progress) as advance:
+            while chunk := response.read(CHUNK_SIZE):
+                file.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                advance(len(chunk))
+        if total is not None and received != total:
+            raise DataError(f"download of {url} was cut off after {received:,} of {total:,} bytes")
+        file.flush()
+        os.fsync(file.fileno())  # on disk before the rename makes it visible
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _progress_bar(url: str, total: int | None, enabled: bool) -> Iterator:
+    """Yield ``advance(n_bytes)``: a rich bar on a terminal stderr, one line on any other."""
+    if not enabled or not sys.stderr.isatty():
+        if enabled:
+            size = f" ({decimal(total)})" if total is not None else ""
+            print(f"downloading {url}{size}", file=sys.stderr)
+        yield lambda n_bytes: None
+        return
+    name = PurePosixPath(url.split("?", 1)[0]).name or url
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=Console(file=sys.stderr)) as bar:
+        task = bar.add_task(name, total=total)
+        yield lambda n_bytes: bar.advance(task, n_bytes)
+
+
+def _download_error(error: Exception, url: str, destination: Path, timeout: float) -> DataError:
+    """One line for what went wrong: the URL, the server, the network or the disk."""
+    if isinstance(error, ValueError):
+        return DataError(f"cannot download {url!r}: {error}")
+    if isinstance(error, HTTPError):
+        error.close()
+        return DataError(f"cannot download {url}: HTTP {error.code} {error.reason}")
+    if not isinstance(error, (URLError, ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException)):
+        return _write_error(error, destination.parent)
+    reason = error.reason if isinstance(error, URLError) else error
+    if isinstance(reason, TimeoutError):
+        return DataError(f"download of {url} timed out (no data for {timeout:g} s)")
+    if isinstance(reason, ConnectionRefusedError):
+        return DataError(f"cannot download {url}: connection refused")
+    return DataError(f"cannot download {url}: {getattr(reason, 'strerror', None) or reason}")
+
+
+def _write_error(error: OSError, folder: Path) -> DataError:
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DataError(f"no space left on the device of {folder}")
+    return DataError(f"cannot write in {folder}: {error.strerror or error}")
+
+
+def _sibling(path: Path, label: str) -> Path:
+    """A hidden, unused name beside ``path`` for its work in progress: ``.<name>.<label>-<random>``."""
+    return path.with_name(f".{path.name}.{label}-{secrets.token_hex(4)}")
+
+
+@contextlib.contextmanager
+def staged_directory(target: Path) -> Iterator[Path]:
+    """A new, empty folder beside ``target`` that becomes ``target`` when the block completes.
+
+    When the block raises, the folder and all that was written into it are deleted. ``target``
+    must not exist: nothing already there is replaced.
+    """
+    target = Path(target)
+    if target.exists():
+        raise DataError(f"{target} already exists; delete it to make it again")
+    staging = _sibling(target, "tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as error:
+        raise _write_error(error, target.parent) from None
+    try:
+        yield staging
+        try:
+            os.rename(staging, target)
+        except OSError as error:
+            raise _write_error(error, target.parent) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def safe_extract(archive: Path, target: Path, *, top_folder: str | None = None) -> Path:
+    """Extract a tar archive (any compression) into the new folder ``target``, all or nothing.
+
+    Every member must be a regular file or a folder whose relative path stays inside; links,
+    devices and fifos are refused, naming the member. With ``top_folder``, every member must lie
+    in that folder of the archive, whose content becomes ``target``. A truncated or corrupt
+    archive is a DataError and leaves nothing behind.
+    """
+    archive, target = Path(archive), Path(target)
+    if not archive.is_file():
+        raise DataError(f"archive {archive} does not exist")
+    try:
+        with staged_directory(target) as staging, tarfile.open(archive) as tar:
+            tar.extractall(staging, members=_checked_members(tar, archive, top_folder), **_DATA_FILTER)
+    except _FILTER_ERROR as error:  # what the data filter refuses that our checks let through
+        raise DataError(f"archive {archive}: unsafe member {error.tarinfo.name!r} ({error})") from None
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise DataError(f"archive {archive} is truncated or corrupt ({error})") from None
+    except OSError as error:
+        raise _write_error(error, target.parent) from None
+    return target
+
+
+def _checked_members(tar: tarfile.TarFile, archive: Path, top_folder: str | None) -> Iterator[tarfile.TarInfo]:
+    """The archive's members, each checked before it is extracted; without ``top_folder`` when given."""
+    for member in tar:
+        path = PurePosixPath(member.name)
+        if not (member.isfile() or member.isdir()):
+            raise DataError(
+                f"archive {archive}: member {member.name!r} is {_kind(member)}; only files and folders are extracted"
+            )
+        if path.is_absolute() or ".." in path.parts:
+            raise DataError(f"archive {archive}: member {member.name!r} points outside the folder it is extracted into")
+        parts = path.parts  # "./" and "a/./b" are normalised away
+        if top_folder is not None:
+            if parts and parts[0] != top_folder:
+                raise DataError(f"archive {archive}: member {member.name!r} is outside its folder {top_folder + '/'!r}")
+            parts = parts[1:]
+        if parts:  # the archive's (or top folder's) own entry is the staging folder itself
+            member.name = PurePosixPath(*parts).as_posix()
+            yield member
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"a symbolic link to {member.linkname!r}"
+    if member.islnk():
+        return f"a hard link to {member.linkname!r}"
+    if member.ischr() or member.isblk():
+        return "a device"
+    if member.isfifo():
+        return "a fifo"
+    return "a special member"

@@ -1,0 +1,603 @@
+"""The trainer: the paper's experiment as a run directory, on one CPU, one GPU or many (torchrun).
+
+A run directory holds everything about a run::
+
+    config.json            the resolved config, canonical spec, dataset facts, package versions
+    metrics.jsonl          one line per logged step (losses, learning rate, images/s)
+    samples/step-*.png     input | output | target grids of fixed held-out pairs
+    checkpoints/           safetensors + JSON, written atomically (see checkpoint.py)
+    report.html            loss curves and the newest grids, self-contained
+    translator/            the exported generator (model.safetensors with its card)
+    eval.json              held-out L1/PSNR/SSIM of the translator and of two baselines
+
+Randomness is reseeded from (seed, step, rank) at every step, for the augmentation on the device and
+for dropout alike, so a resumed run draws exactly what an uninterrupted one would: N steps, stop,
+resume, N steps equals 2N steps straight. Losses stay on the device and are read every
+``log_every`` steps (the only host synchronisation in the loop); a loss that is not finite stops
+the run before anything else is written, leaving the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import platform
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
+
+from pix2pix_zoo.atomic import write_json_atomic
+from pix2pix_zoo.data import open_dataset, parse_data
+from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient
+from pix2pix_zoo.engine import distributed
+from pix2pix_zoo.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from pix2pix_zoo.engine.config import TrainConfig
+from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
+from pix2pix_zoo.engine.metrics import image_metrics
+from pix2pix_zoo.engine.report import sample_grid, write_report
+from pix2pix_zoo.errors import BadImageError, DataError, SpecError, ZooError
+from pix2pix_zoo.interfaces import PairedDataset
+from pix2pix_zoo.spec import Pix2Pix, resolve
+from pix2pix_zoo.translator import Card, inference_mode, save_translator
+
+SAMPLE_COUNT = 4
+EVAL_SPLITS = ("test", "val")
+VERSIONED_PACKAGES = ("pix2pix-zoo", "torch", "timm", "kornia", "safetensors", "pluggy", "typer")
+
+
+class TrainingDiverged(ZooError):
+    """A loss became NaN or infinite."""
+
+
+class RunExists(ZooError):
+    """The run directory exists and neither --resume nor --overwrite was given."""
+
+
+def run_name(spec: str, data: str) -> str:
+    """A file-name-safe run name from the canonical spec and the dataset."""
+    return re.sub(r"[^A-Za-z0-9_+.=-]+", "_", f"{spec}-{parse_data(data)[0]}").strip("_")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of one step on one rank (distinct for every (seed, step, rank) in practice)."""
+    return (seed * 1_000_003 + step) * 1_009 + rank & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class SkippingSampler(Sampler[int]):
+    """Wraps a sampler and drops the first ``skip`` indices of the next pass (resuming mid-epoch)."""
+
+    def __init__(self, sampler: DistributedSampler, skip: int = 0) -> None:
+        self.sampler = sampler
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.sampler), skip, None)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class GuardedImages(torch.utils.data.Dataset):
+    """Turns an unreadable image into data instead of an exception inside a loader worker (which
+    the DataLoader would re-raise as a multi-line traceback): :func:`collate_guarded` passes the
+    error on, and the trainer raises it as one line. With ``skip_bad`` the next readable pair is
+    used instead and the skipped files travel with the batch, to be counted."""
+
+    def __init__(self, dataset: PairedDataset, skip_bad: bool) -> None:
+        self.dataset = dataset
+        self.info = dataset.info
+        self.skip_bad = skip_bad
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        skipped = []
+        for offset in range(len(self.dataset)):
+            try:
+                return {**self.dataset[(index + offset) % len(self.dataset)], "skipped": skipped}
+            except BadImageError as error:
+                if not self.skip_bad:
+                    return {"error": (str(error.path), error.reason)}
+                skipped.append(str(error.path))
+        return {"error": ("(all)", "every image of the dataset is unreadable")}
+
+
+def collate_guarded(items: list[dict]) -> dict:
+    """:func:`collate_pairs`, passing on an error or the skipped files from :class:`GuardedImages`."""
+    for item in items:
+        if "error" in item:
+            return {"error": item["error"]}
+    skipped = [path for item in items for path in item.pop("skipped")]
+    return {**collate_pairs(items), "skipped": skipped}
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    epoch: int
+    evaluation: dict[str, Any] | None
+    main_process: bool = True  # False on the other ranks of a torchrun launch, which report nothing
+
+
+class Trainer:
+    """Builds everything a run needs from a :class:`TrainConfig` and runs it.
+
+    ``resume=True`` continues ``run_dir`` from its latest checkpoint with the config saved there
+    (only ``max_steps`` may be changed, e.g. to extend a run that was stopped early on purpose).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        max_steps: int | None = None,
+        overwrite: bool = False,
+        progress: bool = True,
+        echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    ) -> None:
+        self.ranks, self.device = distributed.start(config.device)
+        self.run_dir = Path(run_dir)
+        self.echo = echo if self.ranks.is_main else (lambda line: None)
+        self.show_progress = progress and self.ranks.is_main
+        if resume:
+            saved = self.run_dir / "config.json"
+            if not saved.exists():
+                raise ZooError(f"cannot resume {self.run_dir}: it has no config.json")
+            config = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
+            if max_steps is not None:
+                config.max_steps = max_steps
+        self.config = config.validate()
+        self.spec = resolve(config.spec)
+        self._prepare_run_dir(resume, overwrite)
+
+        dataset = open_dataset(config.data, "train", **config.data_options)
+        self.dataset = GuardedImages(dataset, config.skip_bad)
+        self.info = dataset.info
+        self.direction = config.direction or self.info.default_direction
+        in_channels, out_channels = (
+            (self.info.a_channels, self.info.b_channels)
+            if self.direction == "AtoB"
+            else (self.info.b_channels, self.info.a_channels)
+        )
+        torch.manual_seed(config.seed)  # the same initial weights for the same seed, on every rank
+        self.models: Pix2Pix = self.spec.build(in_channels, out_channels)
+        self._check_sizes()
+        try:
+            self.augment = PairedAugment(
+                preprocess=config.preprocess, load_size=config.load_size, crop_size=config.crop_size,
+                flip=config.flip, size_multiple=self.models.generator.size_multiple,
+            )
+        except ValueError as error:
+            raise SpecError(str(error)) from None
+        self._place_models()
+        self.optimizer_g, self.optimizer_d = make_optimizers(
+            self.models, config.lr, (config.beta1, config.beta2), config.optimizer_impl
+        )
+        self.amp = Amp(config.precision, self.device.type)
+        self.ema = None
+        if config.ema_decay > 0:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.models.generator, decay=config.ema_decay)
+        self.step, self.epoch, self.step_in_epoch = 0, 1, 0
+        if resume:
+            self._load_latest()
+        self.sampler = DistributedSampler(
+            self.dataset,
+            num_replicas=self.ranks.world_size,
+            rank=self.ranks.rank,
+            shuffle=True,
+            seed=config.seed,
+            drop_last=True,
+        )
+        self.batches_per_epoch = len(self.sampler) // config.batch_size
+        if self.batches_per_epoch == 0:
+            raise DataError(
+                f"dataset {config.data!r} has {len(self.dataset)} training pairs: too few for batch size "
+                f"{config.batch_size} on {self.ranks.world_size} process(es)"
+            )
+        self.skipping = SkippingSampler(self.sampler)
+        self.loader = DataLoader(
+            self.dataset,
+            batch_size=config.batch_size,
+            sampler=self.skipping,
+            num_workers=config.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=config.workers > 0,
+            collate_fn=collate_guarded,
+            drop_last=True,
+        )
+        self.skipped: set[str] = set()
+        self._sums: dict[str, Tensor] = {}
+        self._count = 0
+        self._window_start = time.perf_counter()
+        self._samples = self._sample_batch() if self.ranks.is_main else None
+        self._tensorboard = self._open_tensorboard()
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+        if not self.ranks.is_main:
+            return
+        if self.run_dir.exists() and not resume:
+            if not overwrite:
+                raise RunExists(
+                    f"run directory {self.run_dir} already exists; pass --resume {self.run_dir} to continue it "
+                    "or --overwrite to start it again"
+                )
+            if any(self.run_dir.iterdir()) and not (self.run_dir / "config.json").exists():
+                raise RunExists(f"{self.run_dir} is not a run directory (no config.json); not overwriting it")
+            shutil.rmtree(self.run_dir)
+        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        if not resume:
+            write_json_atomic(self.run_dir / "config.json", {
+                "config": self.config.to_dict(),
+                "canonical_spec": str(self.spec),
+                "versions": package_versions(),
+                "world_size": self.ranks.world_size,
+                "device": str(self.device),
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            })
+
+    def _check_sizes(self) -> None:
+        multiple = self.models.generator.size_multiple
+        crop = self.config.crop_size
+        if "crop" in self.config.preprocess and crop % multiple:
+            larger = (crop // multiple + 1) * multiple
+            choices = f"{multiple} or {larger}" if crop > multiple else f"{multiple}"
+            raise SpecError(
+                f"crop size {crop} is not a multiple of {multiple}, the size multiple of "
+                f"{self.spec.generator}; use --crop-size {choices}, or a generator with a smaller multiple"
+            )
+
+    def _place_models(self) -> None:
+        models, config = self.models, self.config
+        modules = [m for m in (models.generator, models.discriminator) if m is not None]
+        if self.ranks.distributed:
+            for part, module in zip(self.spec.parts, modules):
+                if dict(part.options).get("norm") != "syncbatch":
+                    continue
+                if self.device.type != "cuda":  # torch's SyncBatchNorm runs on GPUs only
+                    self.echo(f"{part}: norm=syncbatch needs CUDA; each process normalises its own batch")
+                    continue
+                nn.SyncBatchNorm.convert_sync_batchnorm(module)  # in place: the root is never a norm
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        for module in modules:
+            module.to(self.device, memory_format=memory_format)
+        self.train_generator: nn.Module = models.generator
+        self.train_discriminator: nn.Module | None = models.discriminator
+        if self.ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_generator = DDP(models.generator, device_ids=ids)
+            if models.discriminator is not None:
+                self.train_discriminator = DDP(models.discriminator, device_ids=ids)
+        self.judge = models.discriminator
+        if config.compile:
+            self.train_generator = torch.compile(self.train_generator)
+            if self.train_discriminator is not None:
+                self.train_discriminator = torch.compile(self.train_discriminator)
+                self.judge = torch.compile(models.discriminator)
+
+    def _open_tensorboard(self) -> Any:
+        if not self.ranks.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # the tensorboard package is optional
+            return None
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def _prepare(self, batch: dict, generator: torch.Generator | None, train: bool) -> tuple[Tensor, Tensor]:
+        """uint8 pairs from the loader -> augmented float batches on the device."""
+        if "error" in batch:
+            path, reason = batch["error"]
+            raise BadImageError(path, f"{reason} (--skip-bad skips unreadable images)")
+        a = batch["a"].to(self.device, non_blocking=True)
+        b = batch["b"].to(self.device, non_blocking=True)
+        a, b = self.augment(a, b, generator=generator, train=train)
+        x, y = orient({"a": a, "b": b}, self.direction)
+        if self.config.channels_last:
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    def _eval_split(self) -> str | None:
+        if self.config.eval_split:
+            return self.config.eval_split
+        return next((s for s in EVAL_SPLITS if s in self.info.splits), None)
+
+    def _held_out(self) -> PairedDataset | None:
+        split = self._eval_split()
+        if split is None:
+            return None
+        try:
+            return open_dataset(self.config.data, split, **self.config.data_options)
+        except DataError:
+            return None
+
+    def _sample_batch(self) -> tuple[Tensor, Tensor]:
+        """Fixed pairs for the sample grids: the first held-out ones, else the first training ones."""
+        held_out = self._held_out()
+        source = GuardedImages(held_out, self.config.skip_bad) if held_out is not None else self.dataset
+        items = [source[i] for i in range(min(SAMPLE_COUNT, len(source)))]
+        return self._prepare(collate_guarded(items), None, train=False)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _checkpoint_parts(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        modules: dict[str, nn.Module] = {"generator": self.models.generator}
+        optimizers: dict[str, torch.optim.Optimizer] = {"optimizer_g": self.optimizer_g}
+        if self.models.discriminator is not None and self.optimizer_d is not None:
+            modules["discriminator"] = self.models.discriminator
+            optimizers["optimizer_d"] = self.optimizer_d
+        if self.ema is not None:
+            modules["generator_ema"] = self.ema.module
+        return modules, optimizers
+
+    def _save(self) -> None:
+        self._flush()  # never write a checkpoint after a non-finite loss
+        if not self.ranks.is_main:
+            return
+        modules, optimizers = self._checkpoint_parts()
+        state = {
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "lr_factor": self.config.lr_factor(self.epoch),
+            "amp": self.amp.state_dict(),
+            "rng": "reseeded from (seed, step, rank) at every step",
+        }
+        save_checkpoint(self.run_dir / "checkpoints", self.step, modules, optimizers, state, self.config.keep_checkpoints)
+        write_report(self.run_dir, str(self.spec), self._summary())
+
+    def _load_latest(self) -> None:
+        folder = latest_checkpoint(self.run_dir / "checkpoints")
+        if folder is None:
+            self.echo(f"{self.run_dir} has no checkpoint yet; starting from step 0")
+            return
+        modules, optimizers = self._checkpoint_parts()
+        state = load_checkpoint(folder, modules, optimizers)
+        self.amp.load_state_dict(state.get("amp", {}))
+        self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
+        self.echo(f"resuming {self.run_dir} at step {self.step} (epoch {self.epoch})")
+
+    # -- logging -----------------------------------------------------------------------------------
+    def _accumulate(self, losses: dict[str, Tensor]) -> None:
+        for key, value in losses.items():
+            self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
+        self._count += 1
+
+    def _flush(self) -> dict[str, float] | None:
+        """Read the accumulated losses (one host sync), check them, append a metrics line."""
+        if not self._count:
+            return None
+        keys = sorted(self._sums)
+        means = distributed.mean_across_ranks(torch.stack([self._sums[k] for k in keys]) / self._count, self.ranks)
+        values = dict(zip(keys, means.tolist()))
+        elapsed = time.perf_counter() - self._window_start
+        images = self._count * self.config.batch_size * self.ranks.world_size
+        self._sums, self._count, self._window_start = {}, 0, time.perf_counter()
+        bad = [k for k, v in values.items() if v != v or v in (float("inf"), float("-inf"))]
+        if bad:
+            last = latest_checkpoint(self.run_dir / "checkpoints")
+            kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+            raise TrainingDiverged(f"loss {', '.join(bad)} became {values[bad[0]]} by step {self.step}; {kept}")
+        record = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "lr": self.optimizer_g.param_groups[0]["lr"],
+            **values,
+            "img_per_s": images / elapsed if elapsed > 0 else None,
+        }
+        if self.config.skip_bad:
+            record["skipped_images"] = len(self.skipped)
+        if self.ranks.is_main:
+            with open(self.run_dir / "metrics.jsonl", "a") as stream:
+                stream.write(json.dumps(record) + "\n")
+            if self._tensorboard is not None:
+                for key, value in record.items():
+                    if isinstance(value, float) and key != "epoch":
+                        self._tensorboard.add_scalar(key, value, self.step)
+        return record
+
+    def _write_samples(self) -> None:
+        if self._samples is None:
+            return
+        x, y = self._samples
+        generator = self.ema.module if self.ema is not None else self.models.generator
+        torch.manual_seed(self.config.seed)
+        with inference_mode(generator, "paper"):
+            fake = self._translate(generator, x)
+        sample_grid(x, fake, y).save(self.run_dir / "samples" / f"step-{self.step:09d}.png")
+
+    def _translate(self, generator: nn.Module, x: Tensor) -> Tensor:
+        """Generate in chunks of the training batch size: in paper mode batch norm uses the batch's
+        statistics, which should come from as many images as in training (the reference tests with 1)."""
+        with self.amp.autocast():
+            return torch.cat([generator(chunk).float() for chunk in x.split(self.config.batch_size)])
+
+    def _summary(self) -> dict[str, Any]:
+        return {
+            "spec": str(self.spec),
+            "data": self.config.data,
+            "direction": self.direction,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch size": self.config.batch_size,
+            "processes": self.ranks.world_size,
+            "device": str(self.device),
+        }
+
+    # -- the loop ------------------------------------------------------------------------------------
+    def fit(self) -> TrainResult:
+        """Train until the schedule (or ``max_steps``) ends; export and evaluate the translator."""
+        try:
+            return self._fit()
+        finally:
+            if self._tensorboard is not None:
+                self._tensorboard.close()
+            distributed.stop()
+
+    def _fit(self) -> TrainResult:
+        config = self.config
+        total_steps = config.total_epochs * self.batches_per_epoch
+        if config.max_steps is not None:
+            total_steps = min(total_steps, config.max_steps)
+        progress = self._progress(total_steps)
+        generator_rng = torch.Generator(self.device)
+        base_lr = config.lr
+        with progress:
+            task = progress.add_task("training", total=total_steps, completed=self.step, status="")
+            while self.step < total_steps and self.epoch <= config.total_epochs:
+                if self.step_in_epoch >= self.batches_per_epoch:
+                    self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                    continue
+                for optimizer in (self.optimizer_g, self.optimizer_d):
+                    if optimizer is not None:
+                        for group in optimizer.param_groups:
+                            group["lr"] = base_lr * config.lr_factor(self.epoch)
+                self.sampler.set_epoch(self.epoch)
+                self.skipping.skip = self.step_in_epoch * config.batch_size
+                for batch in self.loader:
+                    seed = step_seed(config.seed, self.step, self.ranks.rank)
+                    torch.manual_seed(seed)  # dropout
+                    generator_rng.manual_seed(seed)  # augmentation
+                    x, y = self._prepare(batch, generator_rng, train=True)
+                    self.skipped.update(batch["skipped"])
+                    losses = gan_step(
+                        self.models, self.optimizer_g, self.optimizer_d, x, y, self.amp,
+                        generator=self.train_generator, discriminator=self.train_discriminator, judge=self.judge,
+                    )
+                    if self.ema is not None:
+                        self.ema.update(self.models.generator, step=self.step)
+                    self._accumulate(losses)
+                    self.step += 1
+                    self.step_in_epoch += 1
+                    progress.update(task, advance=1, description=f"epoch {self.epoch}/{config.total_epochs}")
+                    if self.step % config.log_every == 0:
+                        record = self._flush()
+                        if record is not None:
+                            progress.update(task, status=self._status(record))
+                    if self.step % config.sample_every == 0 and self.ranks.is_main:
+                        self._write_samples()
+                    if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                        self._save()
+                    if self.step >= total_steps:
+                        break
+                if self.step_in_epoch >= self.batches_per_epoch or self.step >= total_steps:
+                    self._save()
+        self._flush()
+        evaluation = None
+        if self.ranks.is_main:
+            self._write_samples()
+            evaluation = self._finish()
+        return TrainResult(self.run_dir, self.step, self.epoch, evaluation, self.ranks.is_main)
+
+    def _status(self, record: dict[str, Any]) -> str:
+        losses = " ".join(f"{k}={record[k]:.3f}" for k in ("d", "g_gan", "g_l1") if k in record)
+        speed = f"{record['img_per_s']:.1f} img/s" if record.get("img_per_s") else ""
+        return f"{speed} {losses}".strip()
+
+    def _progress(self, total: int) -> Any:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=Console(stderr=True),
+            disable=not self.show_progress,
+        )
+
+    # -- the end ---------------------------------------------------------------------------------------
+    def _finish(self) -> dict[str, Any] | None:
+        generator = self.ema.module if self.ema is not None else self.models.generator
+        evaluation = self.evaluate(generator)
+        card = Card(
+            spec=str(self.spec),
+            in_channels=self.models.in_channels,
+            out_channels=self.models.out_channels,
+            direction=self.direction,
+            size_multiple=self.models.generator.size_multiple,
+            inference_mode="paper",
+            dataset=self.config.data,
+            task=self.info.task,
+            metrics=evaluation["translator"] if evaluation else {},
+            license=self.info.license,
+            provenance={"run": str(self.run_dir), "step": self.step, "ema": self.ema is not None,
+                        "versions": package_versions()},
+        )
+        save_translator(self.run_dir / "translator", generator, card)
+        if evaluation is not None:
+            write_json_atomic(self.run_dir / "eval.json", evaluation)
+        write_report(self.run_dir, str(self.spec), {**self._summary(), **self._evaluation_summary(evaluation)})
+        return evaluation
+
+    @staticmethod
+    def _evaluation_summary(evaluation: dict[str, Any] | None) -> dict[str, Any]:
+        if not evaluation:
+            return {}
+        return {f"{name} ({evaluation['split']})": figures for name, figures in evaluation.items()
+                if isinstance(figures, dict)}
+
+    def evaluate(self, generator: nn.Module) -> dict[str, Any] | None:
+        """Held-out L1, PSNR and SSIM of the translator and of two baselines on the same pairs: the
+        input returned unchanged (when channels allow) and the mean training target."""
+        held_out = self._held_out()
+        if held_out is None:
+            return None
+        loader = DataLoader(GuardedImages(held_out, self.config.skip_bad), batch_size=8, collate_fn=collate_guarded)
+        mean_target = self._mean_training_target()
+        per_image: dict[str, list[Tensor]] = {}
+        torch.manual_seed(self.config.seed)
+        with inference_mode(generator, "paper"):
+            for batch in loader:
+                x, y = self._prepare(batch, None, train=False)
+                fake = self._translate(generator, x)
+                candidates = {"translator": fake, "mean training target": mean_target.expand_as(y)}
+                if x.shape == y.shape:
+                    candidates["input unchanged"] = x
+                for name, output in candidates.items():
+                    for metric, values in image_metrics(output, y).items():
+                        per_image.setdefault(f"{name}/{metric}", []).append(values.cpu())
+        result: dict[str, Any] = {"split": self._eval_split(), "pairs": len(held_out)}
+        for key, values in per_image.items():
+            name, metric = key.split("/")
+            result.setdefault(name, {})[metric] = round(torch.cat(values).mean().item(), 5)
+        return result
+
+    def _mean_training_target(self) -> Tensor:
+        """The per-pixel mean of the training targets (prepared as for evaluation)."""
+        loader = DataLoader(self.dataset, batch_size=16, num_workers=self.config.workers, collate_fn=collate_guarded)
+        total, count = None, 0
+        for batch in loader:
+            _, y = self._prepare(batch, None, train=False)
+            total = y.sum(0) if total is None else total + y.sum(0)
+            count += y.shape[0]
+        return (total / count).unsqueeze(0)

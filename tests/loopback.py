@@ -1,0 +1,111 @@
+"""Real downloads without the internet: an HTTP server on 127.0.0.1 and the archives it serves.
+
+The archives are built like the reference pix2pix ones (``NAME/<split>/<n>.jpg``, each a tiny
+side-by-side JPEG, A left and B right), and the official Cityscapes trees like the real ones.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from PIL import Image
+
+# Colours of the left (A) and right (B) halves of every generated pair.
+A_COLOUR, B_COLOUR = (200, 30, 30), (30, 30, 200)
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    server: LoopbackServer
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.server.requests.append(self.path)
+        behaviour = self.server.behaviours.get(self.path)
+        if behaviour == "hang":  # accept, then never answer: the client times out
+            self.server.release.wait(10)
+        elif behaviour == "cut":  # promise the whole file, send half of it, close
+            body = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+        else:
+            super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """Serves the files of ``folder`` on 127.0.0.1 (any free port), recording every request path.
+
+    ``behaviours[path]`` makes one path misbehave: ``"hang"`` or ``"cut"``.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(("127.0.0.1", 0), partial(_Handler, directory=str(folder)))
+        self.folder = Path(folder)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.requests: list[str] = []
+        self.behaviours: dict[str, str] = {}
+        self.release = threading.Event()
+        # A short poll keeps shutdown() quick: it waits for the serving loop's next look.
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+        self._thread.join()
+
+
+def side_by_side_jpeg(size: int = 8) -> bytes:
+    """A ``2*size x size`` JPEG: A (left) and B (right) in their own flat colours."""
+    image = Image.new("RGB", (2 * size, size), A_COLOUR)
+    image.paste(B_COLOUR, (size, 0, 2 * size, size))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95, subsampling=0)  # no colour bleeding across the seam
+    return buffer.getvalue()
+
+
+def add_file(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    member = tarfile.TarInfo(name)
+    member.size = len(data)
+    tar.addfile(member, io.BytesIO(data))
+
+
+def make_reference_archive(path: Path, name: str, sizes: dict[str, int]) -> Path:
+    """``path`` as a reference archive: folder ``name/`` with ``sizes[split]`` JPEG pairs per split."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    jpeg = side_by_side_jpeg()
+    with tarfile.open(path, "w:gz") as tar:
+        for split, count in sizes.items():
+            for index in range(1, count + 1):
+                add_file(tar, f"{name}/{split}/{index}.jpg", jpeg)
+    return path
+
+
+def make_cityscapes_tree(root: Path, frames: dict[str, list[str]], size=(32, 16)) -> tuple[Path, Path]:
+    """Official-looking ``gtFine`` and ``leftImg8bit`` folders under ``root``; ``frames[split]`` = ``city_x_y`` names.
+
+    Photos are A-coloured and labels (RGBA, as the real ``*_gtFine_color.png``) B-coloured.
+    """
+    gtfine, leftimg8bit = root / "gtFine", root / "leftImg8bit"
+    for split, names in frames.items():
+        for frame in names:
+            city = frame.split("_")[0]
+            (gtfine / split / city).mkdir(parents=True, exist_ok=True)
+            (leftimg8bit / split / city).mkdir(parents=True, exist_ok=True)
+            Image.new("RGBA", size, (*B_COLOUR, 255)).save(gtfine / split / city / f"{frame}_gtFine_color.png")
+            Image.new("RGB", size, A_COLOUR).save(leftimg8bit / split / city / f"{frame}_leftImg8bit.png")
+    return gtfine, leftimg8bit
