@@ -1,38 +1,25 @@
-"""The engine's GAN step equals the paper's procedure written out by hand, the way the reference does it."""
+"""The engine's GAN step equals the paper's procedure written out by hand, the way the reference does it.
+
+The hand-written step is the baseline loop of ``benchmarks/train_step.py``, so this also checks that
+the benchmark compares against the right thing.
+"""
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from pix2pix_zoo.engine.gan_step import gan_step, make_optimizers
 from pix2pix_zoo.spec import resolve
 
-
-def reference_style_step(generator, discriminator, opt_g, opt_d, x, y, lambda_l1=100.0):
-    """pix2pix's optimize_parameters, written from the paper: D on detached fakes (loss x 0.5), then G."""
-    fake = generator(x)
-    opt_d.zero_grad()
-    pred_fake = discriminator(torch.cat([x, fake.detach()], 1))
-    pred_real = discriminator(torch.cat([x, y], 1))
-    loss_d = 0.5 * (
-        F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
-        + F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real))
-    )
-    loss_d.backward()
-    opt_d.step()
-    for p in discriminator.parameters():
-        p.requires_grad_(False)
-    opt_g.zero_grad()
-    pred_fake = discriminator(torch.cat([x, fake], 1))
-    loss_g = F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake)) + lambda_l1 * F.l1_loss(fake, y)
-    loss_g.backward()
-    opt_g.step()
-    for p in discriminator.parameters():
-        p.requires_grad_(True)
-    return loss_d.detach(), loss_g.detach()
+_BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+_spec = importlib.util.spec_from_file_location("train_step_benchmark", _BENCHMARK)
+train_step_benchmark = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_step_benchmark)
+reference_step = train_step_benchmark.reference_step
 
 
 def test_gan_step_matches_the_hand_written_paper_step():
@@ -46,7 +33,7 @@ def test_gan_step_matches_the_hand_written_paper_step():
     for step in range(3):
         x, y = torch.rand(2, 3, 128, 128) * 2 - 1, torch.rand(2, 3, 128, 128) * 2 - 1
         ours = gan_step(models, optimizer_g, optimizer_d, x, y)
-        loss_d, loss_g = reference_style_step(generator, discriminator, opt_g, opt_d, x, y)
+        loss_d, loss_g = reference_step(generator, discriminator, opt_g, opt_d, x, y)
         torch.testing.assert_close(ours["d"], loss_d, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(ours["g"], loss_g, rtol=1e-5, atol=1e-6)
     # Weights agree to float rounding (softplus vs BCE); a wrong order or a missing detach would

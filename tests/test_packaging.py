@@ -41,6 +41,11 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
         "pix2pix_zoo/__main__.py",
         "pix2pix_zoo/cli/__init__.py",
         "pix2pix_zoo/engine/gan_step.py",
+        "pix2pix_zoo/engine/trainer.py",
+        "pix2pix_zoo/data/augment.py",
+        "pix2pix_zoo_datasets/__init__.py",
+        "pix2pix_zoo_datasets/synthfacades.py",
+        "pix2pix_zoo_datasets/reference.py",
         "pix2pix_zoo_nets/__init__.py",
         "pix2pix_zoo_nets/unet.py",
         "pix2pix_zoo_nets/patchgan.py",
@@ -53,6 +58,7 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
     assert not any(n.startswith(("tests/", "plugins/", "registry/")) for n in names)
     assert "[pix2pix_zoo]" in entry_text
     assert "nets = pix2pix_zoo_nets" in entry_text and "objectives = pix2pix_zoo_objectives" in entry_text
+    assert "datasets = pix2pix_zoo_datasets" in entry_text
     assert "zoo = pix2pix_zoo.cli:main" in entry_text
 
 
@@ -83,6 +89,7 @@ def test_non_editable_install_gives_a_working_zoo(wheel, tmp_path):
     assert components.returncode == 0, components.stderr
     names = {c["name"] for c in json.loads(components.stdout)}
     assert {"unet_256", "encdec_256", "resnet_9blocks", "pixel", "patch70", "image", "l1cgan"} <= names
+    assert {"facades", "synthfacades", "folder", "pairs"} <= names
     info = subprocess.run(
         [str(zoo), "info", "unet+patch70+l1cgan", "--json"], capture_output=True, text=True, cwd=tmp_path, env=run_env()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -64,3 +65,18 @@ def test_plugin_example_registers(register_plugin, fresh_plugins):
     assert canonical("tiny(width=8)+patch70+l1cgan") == "tiny(width=8)+patch70+l1cgan"
     models = fresh_plugins.get_registry().get("tiny").build(3, 3, width=4)
     assert models.size_multiple == 1
+
+
+def test_main_job_command_runs(tmp_path):
+    """The README's main job, cut short to two steps (the full run is the README's 6-minute figure)."""
+    block = README.split("## The main job", 1)[1]
+    (command,) = re.findall(r"```bash\n(zoo train .*?)\n```", block, re.S)[:1]
+    words = shlex.split(command)
+    result = subprocess.run(
+        [zoo_executable(), *words[1:], "--max-steps", "2", "--no-progress", "--runs", str(tmp_path), "--json"],
+        capture_output=True, text=True, env=run_env(), cwd=tmp_path, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads(result.stdout)
+    assert set(evaluation) >= {"translator", "mean training target", "input unchanged"}
+    assert evaluation["split"] == "test" and evaluation["pairs"] == 100

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from pix2pix_zoo.spec import Pix2Pix
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 
 class Amp:
@@ -60,15 +61,17 @@ def make_optimizers(
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer | None]:
     """Adam for G and D with the paper's lr 2e-4 and betas (0.5, 0.999).
 
-    ``auto`` picks the fused kernel where the parameters live on CUDA and the multi-tensor
-    (foreach) one elsewhere; both compute the same update as the plain loop.
+    ``auto`` picks the fused kernel (one pass over memory) on the devices torch has it for, and the
+    multi-tensor (foreach) one elsewhere; all compute the plain loop's update. Fused matters on the
+    CPU too: for unet_256's 54M parameters it takes about a third of the plain loop's time there,
+    while foreach is slower than the plain loop on a 2-core CPU.
     """
 
     def adam(module: nn.Module) -> torch.optim.Optimizer:
         chosen = implementation
         if chosen == "auto":
-            on_cuda = next(module.parameters()).is_cuda
-            chosen = "fused" if on_cuda else "foreach"
+            device = next(module.parameters()).device.type
+            chosen = "fused" if device in FUSED_ADAM_DEVICES else "foreach"
         flags = {"fused": {"fused": True}, "foreach": {"foreach": True}, "plain": {"foreach": False}}[chosen]
         return torch.optim.Adam(module.parameters(), lr=lr, betas=betas, **flags)
 

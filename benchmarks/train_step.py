@@ -1,0 +1,183 @@
+"""Training-step throughput and peak memory: a reference-style eager fp32 loop against our trainer's step.
+
+    python benchmarks/train_step.py [--spec unet_256+patch70+l1cgan] [--size 256] [--batch 1 4]
+                                    [--steps 8] [--device cpu|cuda] [--variants eager,channels_last,bf16,compile]
+
+For each batch size it runs, each in a fresh subprocess (so peak memory is that run's own):
+
+* ``reference``: the step written the way the reference implementation writes it (separate D
+  passes on fake and real pairs, BCE-with-logits against target tensors, plain per-parameter Adam,
+  fp32, contiguous memory, no compilation);
+* our step (``pix2pix_zoo.engine.gan_step`` with the trainer's settings) in each variant asked for.
+
+Every run starts from the same weights and sees the same batches, so the losses of the first steps
+must agree (to rounding in fp32, to bf16's precision otherwise); the script prints the largest
+relative difference. Images/s are measured after two warm-up steps (compilation happens there).
+It also prints the images/s the data loader delivers (synthfacades, decoded and collated), to show
+whether loading can keep up with the step. Figures, not pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+WARMUP = 2
+
+
+def reference_step(generator, discriminator, opt_g, opt_d, x, y, lambda_l1=100.0):
+    """pix2pix's optimize_parameters as the reference writes it (fp32, eager)."""
+    fake = generator(x)
+    for p in discriminator.parameters():
+        p.requires_grad_(True)
+    opt_d.zero_grad()
+    pred_fake = discriminator(torch.cat([x, fake.detach()], 1))
+    loss_d_fake = F.binary_cross_entropy_with_logits(pred_fake, torch.zeros_like(pred_fake))
+    pred_real = discriminator(torch.cat([x, y], 1))
+    loss_d_real = F.binary_cross_entropy_with_logits(pred_real, torch.ones_like(pred_real))
+    loss_d = (loss_d_fake + loss_d_real) * 0.5
+    loss_d.backward()
+    opt_d.step()
+    for p in discriminator.parameters():
+        p.requires_grad_(False)
+    opt_g.zero_grad()
+    pred_fake = discriminator(torch.cat([x, fake], 1))
+    loss_g = F.binary_cross_entropy_with_logits(pred_fake, torch.ones_like(pred_fake)) + lambda_l1 * F.l1_loss(fake, y)
+    loss_g.backward()
+    opt_g.step()
+    return loss_d.detach(), loss_g.detach()
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    """One variant at one batch size, in this process."""
+    from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
+    from pix2pix_zoo.spec import resolve
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    # Both loops call G once per step, so dropout draws the same masks from the same seed.
+    models = resolve(args.spec).build(3, 3)
+    variant = args.variant
+    memory_format = torch.channels_last if variant in ("channels_last", "bf16", "compile") else torch.contiguous_format
+    models.generator.to(device, memory_format=memory_format)
+    models.discriminator.to(device, memory_format=memory_format)
+    generator = torch.Generator().manual_seed(1)
+    batches = [
+        tuple(torch.rand(args.batch, 3, args.size, args.size, generator=generator).mul(2).sub(1).to(device) for _ in "xy")
+        for _ in range(args.steps + WARMUP)
+    ]
+    losses = []
+    if variant == "reference":
+        opt_g = torch.optim.Adam(models.generator.parameters(), lr=2e-4, betas=(0.5, 0.999), foreach=False)
+        opt_d = torch.optim.Adam(models.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999), foreach=False)
+
+        def step(x, y):
+            return reference_step(models.generator, models.discriminator, opt_g, opt_d, x, y)
+    else:
+        opt_g, opt_d = make_optimizers(models)
+        amp = Amp("bf16" if variant == "bf16" else "fp32", device.type)
+        train_g, train_d = models.generator, models.discriminator
+        judge = models.discriminator
+        if variant == "compile":
+            train_g, train_d = torch.compile(train_g), torch.compile(train_d)
+            judge = train_d
+
+        def step(x, y):
+            out = gan_step(models, opt_g, opt_d, x, y, amp, generator=train_g, discriminator=train_d, judge=judge)
+            return out["d"], out["g"]
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    for index, (x, y) in enumerate(batches):
+        if memory_format is torch.channels_last:
+            x, y = x.contiguous(memory_format=memory_format), y.contiguous(memory_format=memory_format)
+        if index == WARMUP:
+            synchronize(device)
+            start = time.perf_counter()
+        losses.append(step(x, y))
+    synchronize(device)
+    elapsed = time.perf_counter() - start
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device)
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the process's peak RSS
+    return {
+        "variant": variant,
+        "batch": args.batch,
+        "images_per_s": args.steps * args.batch / elapsed,
+        "peak_bytes": peak,
+        "losses": [[float(d), float(g)] for d, g in losses[:4]],
+    }
+
+
+def loader_throughput(size: int, batch: int, workers: int, batches: int = 30) -> float:
+    from torch.utils.data import DataLoader
+
+    from pix2pix_zoo.data import open_dataset
+    from pix2pix_zoo.data.augment import collate_pairs
+
+    dataset = open_dataset("synthfacades", "train", size=size)
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=collate_pairs,
+                        persistent_workers=workers > 0)
+    iterator = iter(loader)
+    next(iterator)  # workers started
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", default="unet_256+patch70+l1cgan")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--variants", default="eager,channels_last,bf16,compile")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant in this process
+    args = parser.parse_args()
+    if args.variant:
+        args.batch = args.batch[0]
+        print(json.dumps(run_one(args)))
+        return
+
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    print(f"{args.spec} at {args.size}x{args.size} on {name}, torch {torch.__version__}; {args.steps} timed steps")
+    print(f"{'batch':>5} {'variant':<14} {'img/s':>8} {'vs ref':>7} {'peak MiB':>9} {'loss rel. diff':>15}")
+    for batch in args.batch:
+        results = []
+        for variant in ["reference", *args.variants.split(",")]:
+            command = [sys.executable, __file__, "--spec", args.spec, "--size", str(args.size), "--batch", str(batch),
+                       "--steps", str(args.steps), "--device", args.device, "--variant", variant]
+            out = subprocess.run(command, capture_output=True, text=True)
+            if out.returncode:
+                print(f"{batch:>5} {variant:<14} failed: {out.stderr.strip().splitlines()[-1]}")
+                continue
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        reference = results[0]
+        for result in results:
+            diff = max(abs(a - b) / max(abs(b), 1e-12)
+                       for pair, ref in zip(result["losses"], reference["losses"]) for a, b in zip(pair, ref))
+            print(f"{batch:>5} {result['variant']:<14} {result['images_per_s']:>8.2f} "
+                  f"{result['images_per_s'] / reference['images_per_s']:>6.2f}x {result['peak_bytes'] / 2**20:>9.0f} "
+                  f"{diff:>15.2e}")
+        loading = loader_throughput(args.size, batch, args.workers)
+        print(f"{batch:>5} {'data loader':<14} {loading:>8.2f}  ({args.workers} workers, synthfacades decode+collate)")
+
+
+if __name__ == "__main__":
+    main()
