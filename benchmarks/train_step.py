@@ -1,14 +1,16 @@
 """Training-step throughput and peak memory: a reference-style eager fp32 loop against our trainer's step.
 
     python benchmarks/train_step.py [--spec unet_256+patch70+l1cgan] [--size 256] [--batch 1 4]
-                                    [--steps 8] [--device cpu|cuda] [--variants eager,channels_last,bf16,compile]
+                                    [--steps 8] [--device cpu|cuda] [--variants eager,bf16+channels_last,...]
 
 For each batch size it runs, each in a fresh subprocess (so peak memory is that run's own):
 
 * ``reference``: the step written the way the reference implementation writes it (separate D
   passes on fake and real pairs, BCE-with-logits against target tensors, plain per-parameter Adam,
   fp32, contiguous memory, no compilation);
-* our step (``pix2pix_zoo.engine.gan_step`` with the trainer's settings) in each variant asked for.
+* our step (``pix2pix_zoo.engine.gan_step`` with the trainer's optimiser choice, fused Adam) in each
+  variant asked for: ``eager`` (fp32) or a ``+``-joined set of ``channels_last``, ``bf16`` (autocast)
+  and ``compile`` (torch.compile of G and D).
 
 Every run starts from the same weights and sees the same batches, so the losses of the first steps
 must agree (to rounding in fp32, to bf16's precision otherwise); the script prints the largest
@@ -70,7 +72,8 @@ def run_one(args: argparse.Namespace) -> dict:
     # Both loops call G once per step, so dropout draws the same masks from the same seed.
     models = resolve(args.spec).build(3, 3)
     variant = args.variant
-    memory_format = torch.channels_last if variant in ("channels_last", "bf16", "compile") else torch.contiguous_format
+    flags = set(variant.split("+"))  # e.g. "compile+channels_last"; "eager" is none of them
+    memory_format = torch.channels_last if "channels_last" in flags else torch.contiguous_format
     models.generator.to(device, memory_format=memory_format)
     models.discriminator.to(device, memory_format=memory_format)
     generator = torch.Generator().manual_seed(1)
@@ -87,10 +90,10 @@ def run_one(args: argparse.Namespace) -> dict:
             return reference_step(models.generator, models.discriminator, opt_g, opt_d, x, y)
     else:
         opt_g, opt_d = make_optimizers(models)
-        amp = Amp("bf16" if variant == "bf16" else "fp32", device.type)
+        amp = Amp("bf16" if "bf16" in flags else "fp32", device.type)
         train_g, train_d = models.generator, models.discriminator
         judge = models.discriminator
-        if variant == "compile":
+        if "compile" in flags:
             train_g, train_d = torch.compile(train_g), torch.compile(train_d)
             judge = train_d
 
@@ -146,7 +149,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--variants", default="eager,channels_last,bf16,compile")
+    parser.add_argument("--variants", default="eager,channels_last,bf16,compile,compile+channels_last")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant in this process
     args = parser.parse_args()

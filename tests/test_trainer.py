@@ -219,3 +219,11 @@ def test_compile_trains(tmp_path):
     assert compiled.step == eager.step == 2
     for key, value in weights(tmp_path / "eager").items():
         torch.testing.assert_close(weights(tmp_path / "compiled")[key], value, rtol=1e-3, atol=2 * 2e-4 * 2)
+
+
+def test_failed_set_up_writes_nothing(tmp_path):
+    with pytest.raises(SpecError, match="crop size 30 is not a multiple of 4"):
+        Trainer(tiny_config(crop_size=30), tmp_path / "never", progress=False)
+    with pytest.raises(SpecError, match="unknown dataset"):
+        Trainer(tiny_config(data="facadez"), tmp_path / "never", progress=False)
+    assert not (tmp_path / "never").exists()

@@ -173,7 +173,11 @@ class Trainer:
                 config.max_steps = max_steps
         self.config = config.validate()
         self.spec = resolve(config.spec)
-        self._prepare_run_dir(resume, overwrite)
+        if not resume and self.run_dir.exists() and not overwrite and self.ranks.is_main:
+            raise RunExists(
+                f"run directory {self.run_dir} already exists; pass --resume {self.run_dir} to continue it "
+                "or --overwrite to start it again"
+            )
 
         dataset = open_dataset(config.data, "train", **config.data_options)
         self.dataset = GuardedImages(dataset, config.skip_bad)
@@ -194,6 +198,8 @@ class Trainer:
             )
         except ValueError as error:
             raise SpecError(str(error)) from None
+        # Everything that can be wrong with the settings or the data has been checked: now write.
+        self._prepare_run_dir(resume, overwrite)
         self._place_models()
         self.optimizer_g, self.optimizer_d = make_optimizers(
             self.models, config.lr, (config.beta1, config.beta2), config.optimizer_impl
@@ -244,11 +250,6 @@ class Trainer:
         if not self.ranks.is_main:
             return
         if self.run_dir.exists() and not resume:
-            if not overwrite:
-                raise RunExists(
-                    f"run directory {self.run_dir} already exists; pass --resume {self.run_dir} to continue it "
-                    "or --overwrite to start it again"
-                )
             if any(self.run_dir.iterdir()) and not (self.run_dir / "config.json").exists():
                 raise RunExists(f"{self.run_dir} is not a run directory (no config.json); not overwriting it")
             shutil.rmtree(self.run_dir)
