@@ -227,3 +227,13 @@ def test_failed_set_up_writes_nothing(tmp_path):
     with pytest.raises(SpecError, match="unknown dataset"):
         Trainer(tiny_config(data="facadez"), tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()
+
+
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+    from pix2pix_zoo.engine.checkpoint import CheckpointError
+
+    run_dir = tmp_path / "run"
+    Trainer(tiny_config(max_steps=2), run_dir, progress=False).fit()
+    (latest_checkpoint(run_dir / "checkpoints") / "generator.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match=r"cannot load checkpoint .*step-000000002"):
+        Trainer(TrainConfig(), run_dir, resume=True, progress=False)

@@ -125,6 +125,6 @@ def load_checkpoint(
             module.load_state_dict(load_file(folder / f"{key}.safetensors"))
         for key, optimizer in optimizers.items():
             restore_optimizer(optimizer, load_file(folder / f"{key}.safetensors"), state["optimizers"][key])
-    except (OSError, KeyError, ValueError, RuntimeError) as error:
+    except Exception as error:  # safetensors raises its own error type for a corrupt file
         raise CheckpointError(f"cannot load checkpoint {folder}: {error}") from None
     return state
