@@ -24,3 +24,7 @@ class BadImageError(DataError):
         super().__init__(f"cannot read image {str(path)!r}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class CatalogError(ZooError):
+    """A translator catalog entry is invalid or unknown, or a pulled translator cannot be verified or converted."""

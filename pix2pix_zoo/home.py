@@ -17,3 +17,13 @@ def zoo_home() -> Path:
 def datasets_dir() -> Path:
     """Where named datasets are downloaded and extracted: ``$ZOO_HOME/datasets/<name>``."""
     return zoo_home() / "datasets"
+
+
+def translators_dir() -> Path:
+    """Where pulled translators are cached: ``$ZOO_HOME/translators/<name>/model.safetensors``."""
+    return zoo_home() / "translators"
+
+
+def user_registry_dir() -> Path:
+    """The user's own catalog entries: ``$ZOO_HOME/registry/*.toml``."""
+    return zoo_home() / "registry"

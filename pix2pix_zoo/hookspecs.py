@@ -52,5 +52,15 @@ def register_datasets(register):
 
 
 @hookspec
+def register_translators(register):
+    """Add pretrained translators to the catalog (``zoo list``, ``zoo pull``).
+
+    ``register(entry)`` takes a :class:`~pix2pix_zoo.catalog.TranslatorEntry` or a mapping with the
+    fields of a registry TOML file (``weights`` and ``metrics`` as nested mappings; see
+    ``registry/README.md``) and validates it at once.
+    """
+
+
+@hookspec
 def register_commands(app):
     """Add commands to the ``zoo`` command line; ``app`` is the root ``typer.Typer``."""

@@ -2,21 +2,26 @@
 
 The card's essentials (canonical spec, channels, direction, normalisation, size multiple) live in
 the safetensors ``__metadata__``, so ``model.safetensors`` alone rebuilds and runs the generator.
+:class:`Translator` loads one and runs it on images of any size.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import math
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import save_file
-from torch import nn
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from torch.nn import functional
 
 from pix2pix_zoo.errors import ZooError
 
@@ -93,3 +98,240 @@ def inference_mode(generator: nn.Module, mode: InferenceMode) -> Iterator[nn.Mod
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
         generator.train(was_training)
+
+
+def locate(name_or_path: str | os.PathLike[str]) -> Path:
+    """The weights file a name or path stands for: a ``.safetensors`` file, a folder holding
+    ``model.safetensors`` (or a run directory holding ``translator/model.safetensors``), else a
+    catalog name, pulled into the cache."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for candidate in (path / WEIGHTS_FILE, path / "translator" / WEIGHTS_FILE):
+            if candidate.is_file():
+                return candidate
+        raise ZooError(f"{str(path)!r} holds no {WEIGHTS_FILE} (nor translator/{WEIGHTS_FILE})")
+    text = str(name_or_path)
+    if path.suffix == ".safetensors" or os.sep in text or "/" in text:
+        raise ZooError(f"no translator at {text!r}: no such file or folder")
+    from pix2pix_zoo.catalog import pull  # the catalog is only needed for names
+
+    return pull(text)
+
+
+def load_generator(path: Path, card: Card) -> nn.Module:
+    """The card's generator with the file's weights, loaded strictly, on the CPU."""
+    from pix2pix_zoo.spec import resolve
+
+    try:
+        state = load_file(str(path), device="cpu")
+    except Exception as error:  # safetensors raises its own error types for corrupt files
+        raise ZooError(f"{path} is not a readable translator: {error}") from None
+    # Built for real rather than on the meta device: a plugin's non-persistent buffers would be left
+    # on meta by load_state_dict, and initialising a pix2pix generator costs well under a second.
+    generator = resolve(card.spec).build(card.in_channels, card.out_channels).generator
+    try:
+        generator.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ZooError(f"{path}: the weights do not fit {card.spec!r}: {error}") from None
+    return generator
+
+
+class Translator:
+    """A generator ready to translate images of any size and aspect.
+
+    Images are reflect-padded to the generator's size multiple and cropped back, so the output has
+    the input's size. Images larger than ``tile`` pixels on a side are translated in overlapping
+    tiles (``tile`` and ``overlap`` aligned to the size multiple) blended with a linear window, so
+    memory stays bounded; ``tile=None`` never tiles. The window is zero in the outer quarter of
+    each overlap, so a network whose receptive field reaches at most ``overlap // 4`` pixels gives
+    the untiled result; a U-Net sees the whole image and differs slightly near the seams.
+
+    ``mode`` is ``"eval"`` (running statistics, no dropout: deterministic, batching changes
+    nothing) or ``"paper"`` (batch statistics and dropout, as the reference test script runs:
+    each batch, or tile, is normalised by its own statistics). ``seed`` makes paper mode repeatable.
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        card: Card,
+        *,
+        device: str | torch.device = "auto",
+        mode: InferenceMode | None = None,
+        seed: int | None = None,
+        tile: int | None = 1024,
+        overlap: int = 128,
+    ) -> None:
+        from pix2pix_zoo.engine.distributed import pick_device
+
+        self.card = card
+        self.mode: InferenceMode = mode or card.inference_mode
+        if self.mode not in ("eval", "paper"):
+            raise ZooError(f"inference mode must be 'eval' or 'paper', not {self.mode!r}")
+        self.seed = seed
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.generator = generator.to(self.device)
+        self.size_multiple = card.size_multiple
+        self.tile, self.overlap = self._tiling(tile, overlap)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "auto",
+        mode: InferenceMode | None = None,
+        seed: int | None = None,
+        tile: int | None = 1024,
+        overlap: int = 128,
+    ) -> Translator:
+        """Load a translator from a weights file, its folder, a run directory or a catalog name."""
+        path = locate(name_or_path)
+        card = read_card(path)
+        generator = load_generator(path, card)
+        return cls(generator, card, device=device, mode=mode, seed=seed, tile=tile, overlap=overlap)
+
+    def _tiling(self, tile: int | None, overlap: int) -> tuple[int | None, int]:
+        if tile is None:
+            return None, 0
+        multiple = self.size_multiple
+        tile = max(multiple, tile // multiple * multiple)
+        overlap = math.ceil(overlap / multiple) * multiple
+        if overlap >= tile:
+            raise ZooError(f"tile {tile} must be larger than its overlap {overlap} (both multiples of {multiple})")
+        return tile, overlap
+
+    # -- tensors --------------------------------------------------------------------------------------
+    def translate(self, images: Tensor) -> Tensor:
+        """``[N, C_in, H, W]`` in [-1, 1], any H and W -> ``[N, C_out, H, W]`` on the translator's device."""
+        if images.ndim != 4 or images.shape[1] != self.card.in_channels:
+            raise ZooError(f"expected images [N, {self.card.in_channels}, H, W], got {list(images.shape)}")
+        images = images.to(self.device, torch.float32)
+        height, width = images.shape[-2:]
+        padded, (top, left) = pad_to_multiple(images, self.size_multiple)
+        with inference_mode(self.generator, self.mode), self._seeded():
+            if self.tile is None or max(padded.shape[-2:]) <= self.tile:
+                output = self.generator(padded)
+            else:
+                output = self._tiled(padded)
+        return output[..., top : top + height, left : left + width]
+
+    @contextlib.contextmanager
+    def _seeded(self) -> Iterator[None]:
+        """Dropout draws from a forked, seeded generator: the same seed, the same output."""
+        if self.seed is None:
+            yield
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type=self.device.type):
+            torch.manual_seed(self.seed)
+            yield
+
+    def _tiled(self, images: Tensor) -> Tensor:
+        """Run tile by tile, accumulating window-weighted outputs and their weights."""
+        height, width = images.shape[-2:]
+        output: Tensor | None = None
+        total = images.new_zeros(1, 1, height, width)
+        for top, tile_height in _spans(height, self.tile, self.overlap):
+            for left, tile_width in _spans(width, self.tile, self.overlap):
+                piece = self.generator(images[..., top : top + tile_height, left : left + tile_width])
+                if output is None:
+                    output = images.new_zeros(images.shape[0], piece.shape[1], height, width)
+                window = torch.outer(
+                    _ramp(tile_height, top > 0, top + tile_height < height, self.overlap, images),
+                    _ramp(tile_width, left > 0, left + tile_width < width, self.overlap, images),
+                )
+                output[..., top : top + tile_height, left : left + tile_width] += piece * window
+                total[..., top : top + tile_height, left : left + tile_width] += window
+        assert output is not None
+        return output / total
+
+    # -- PIL images -----------------------------------------------------------------------------------
+    def to_tensor(self, image: Image.Image) -> Tensor:
+        """A PIL image as ``[C_in, H, W]`` in [-1, 1]: grey and colour converted as the zoo reads data."""
+        from pix2pix_zoo.data.images import SUPPORTED_CHANNELS, image_to_tensor
+
+        if self.card.in_channels not in SUPPORTED_CHANNELS:
+            raise ZooError(f"this translator takes {self.card.in_channels}-channel input: use translate() with tensors")
+        return image_to_tensor(image, self.card.in_channels).float().div_(127.5).sub_(1)
+
+    def to_image(self, output: Tensor) -> Image.Image:
+        """One output ``[C_out, H, W]`` as a PIL image: ``L`` for 1 channel, ``RGB`` for 3."""
+        from pix2pix_zoo.engine.report import to_rgb
+
+        if output.shape[0] not in (1, 3):
+            raise ZooError(f"this translator makes {output.shape[0]}-channel output: use translate() for tensors")
+        rgb = to_rgb(output[None].cpu())[0].permute(1, 2, 0).numpy()
+        return Image.fromarray(rgb[..., 0], "L") if output.shape[0] == 1 else Image.fromarray(rgb, "RGB")
+
+    def translate_images(self, images: Sequence[Image.Image], batch_size: int = 1) -> list[Image.Image]:
+        """Translate PIL images, running images of the same size together in batches; same order out."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            by_size.setdefault(image.size, []).append(index)
+        results: list[Image.Image | None] = [None] * len(images)
+        for indices in by_size.values():
+            for start in range(0, len(indices), max(1, batch_size)):
+                chunk = indices[start : start + max(1, batch_size)]
+                outputs = self.translate(torch.stack([self.to_tensor(images[i]) for i in chunk]))
+                for index, output in zip(chunk, outputs):
+                    results[index] = self.to_image(output)
+        return results  # type: ignore[return-value]
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        """Translate one PIL image; the output has its size."""
+        return self.translate_images([image])[0]
+
+    def sheet(self, image: Image.Image, output: Image.Image) -> Image.Image:
+        """Input | output side by side, as the trainer's sample grids show them."""
+        from pix2pix_zoo.data.images import image_to_tensor
+        from pix2pix_zoo.engine.report import sample_grid
+
+        translated = image_to_tensor(output, len(output.getbands())).float().div_(127.5).sub_(1)
+        return sample_grid(self.to_tensor(image)[None], translated[None])
+
+
+def pad_to_multiple(images: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad ``[N, C, H, W]`` so H and W are multiples of ``multiple``, split evenly between the two
+    sides; return the padded images and the (top, left) offset of the original.
+
+    Reflection (which has no seam) needs the pad to be smaller than the side, so a side much
+    smaller than the multiple is reflected repeatedly, and a side of one pixel is replicated.
+    """
+    height, width = images.shape[-2:]
+    extra_height, extra_width = -height % multiple, -width % multiple
+    top, left = extra_height // 2, extra_width // 2
+    pads = [left, extra_width - left, top, extra_height - top]  # F.pad order: left, right, top, bottom
+    while any(pads):
+        height, width = images.shape[-2:]
+        step = [min(pads[0], width - 1), min(pads[1], width - 1), min(pads[2], height - 1), min(pads[3], height - 1)]
+        if not any(step):  # a side of one pixel: nothing to reflect
+            return functional.pad(images, pads, mode="replicate"), (top, left)
+        images = functional.pad(images, step, mode="reflect")
+        pads = [p - s for p, s in zip(pads, step)]
+    return images, (top, left)
+
+
+def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, size) of tiles covering ``length``: a stride of ``tile - overlap``, the last tile
+    flush with the end (all starts stay multiples of the size multiple)."""
+    if length <= tile:
+        return [(0, length)]
+    starts = list(range(0, length - tile, tile - overlap)) + [length - tile]
+    return [(start, tile) for start in starts]
+
+
+def _ramp(size: int, fade_in: bool, fade_out: bool, overlap: int, like: Tensor) -> Tensor:
+    """A tile's blending weights along one axis: zero on the outer quarter of an overlap (where a
+    tile's edge is not the image's edge, the network sees the tile border), rising linearly over
+    the next half to one."""
+    margin, rise = overlap // 4, max(1, overlap // 2)
+    position = torch.arange(size, device=like.device, dtype=like.dtype)
+    weight = torch.ones(size, device=like.device, dtype=like.dtype)
+    if fade_in:
+        weight = torch.minimum(weight, ((position - margin + 1) / (rise + 1)).clamp(0, 1))
+    if fade_out:
+        weight = torch.minimum(weight, ((size - position - margin) / (rise + 1)).clamp(0, 1))
+    return weight

@@ -117,7 +117,8 @@ def test_usage_errors_are_clicks(capsys):
     assert code == 2 and "Missing argument 'SPEC'" in err and "Traceback" not in err
 
 
-HELP_COMMANDS = {"zoo": [], "components": ["components"], "plugins": ["plugins"], "info": ["info"], "data": ["data"], "train": ["train"]}
+HELP_COMMANDS = {"zoo": [], "components": ["components"], "plugins": ["plugins"], "info": ["info"], "data": ["data"], "train": ["train"], "translate": ["translate"],
+                 "list": ["list"], "pull": ["pull"]}
 
 
 @pytest.mark.parametrize("name", sorted(HELP_COMMANDS))

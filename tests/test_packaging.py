@@ -53,6 +53,9 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
         "pix2pix_zoo_objectives/pix2pix.py",
         "pix2pix_zoo/registry_data/__init__.py",
         "pix2pix_zoo/registry_data/README.md",
+        "pix2pix_zoo/registry_data/sat2map.toml",
+        "pix2pix_zoo/catalog.py",
+        "pix2pix_zoo/cli/translators.py",
     ):
         assert module in names, module
     assert not any(n.startswith(("tests/", "plugins/", "registry/")) for n in names)

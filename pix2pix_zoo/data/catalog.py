@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from pix2pix_zoo.data.download import download, safe_extract
+from pix2pix_zoo.data.download import download, mirrored_url, safe_extract, url_file_name
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.home import datasets_dir
 from pix2pix_zoo.interfaces import DatasetInfo
@@ -29,14 +27,7 @@ MIRROR_VARIABLE = "ZOO_DATASETS_URL"
 
 def dataset_url(info: DatasetInfo) -> str | None:
     """Where ``info``'s archive is downloaded from: its ``url``, or the same file on ``$ZOO_DATASETS_URL``."""
-    mirror = os.environ.get(MIRROR_VARIABLE)
-    if info.url is None or not mirror:
-        return info.url
-    return f"{mirror.rstrip('/')}/{_archive_name(info.url)}"
-
-
-def _archive_name(url: str) -> str:
-    return PurePosixPath(urlsplit(url).path).name
+    return None if info.url is None else mirrored_url(info.url, MIRROR_VARIABLE)
 
 
 def fetch_dataset(info: DatasetInfo, root: Path, *, progress: bool = True) -> Path:
@@ -53,7 +44,7 @@ def fetch_dataset(info: DatasetInfo, root: Path, *, progress: bool = True) -> Pa
         if info.manual_download:
             raise DataError(f"dataset {info.name!r} is not in {folder}: {info.manual_download}")
         raise DataError(f"dataset {info.name!r} has no URL to download it from")
-    archive = download(url, Path(root) / _archive_name(url), sha256=info.sha256, progress=progress)
+    archive = download(url, Path(root) / url_file_name(url), sha256=info.sha256, progress=progress)
     try:
         safe_extract(archive, folder, top_folder=info.name)
     except DataError:

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
+from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
 from rich.console import Console
@@ -47,6 +48,17 @@ def sha256_of(path: Path) -> str:
         while chunk := file.read(CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def url_file_name(url: str) -> str:
+    """The file name at the end of a URL's path (``.../facades.tar.gz?x=1`` -> ``facades.tar.gz``)."""
+    return PurePosixPath(urlsplit(url).path).name
+
+
+def mirrored_url(url: str, variable: str) -> str:
+    """``url``, or the file of the same name under the mirror base URL in ``$variable`` when it is set."""
+    mirror = os.environ.get(variable)
+    return f"{mirror.rstrip('/')}/{url_file_name(url)}" if mirror else url
 
 
 def download(

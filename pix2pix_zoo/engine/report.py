@@ -33,10 +33,9 @@ def to_rgb(images: Tensor) -> Tensor:
     return (unit * 255).round().to(torch.uint8)
 
 
-def sample_grid(inputs: Tensor, outputs: Tensor, targets: Tensor) -> Image.Image:
-    """One row per sample: input | output | target."""
-    columns = [to_rgb(t.detach().cpu()) for t in (inputs, outputs, targets)]
-    rows = torch.cat(columns, dim=3)  # side by side
+def sample_grid(*columns: Tensor) -> Image.Image:
+    """One row per sample, the columns side by side (the trainer's: input | output | target)."""
+    rows = torch.cat([to_rgb(t.detach().cpu()) for t in columns], dim=3)  # side by side
     grid = torch.cat(list(rows), dim=1)  # stacked
     return Image.fromarray(grid.permute(1, 2, 0).numpy())
 

@@ -1,0 +1,98 @@
+"""``zoo translate NAME|PATH INPUT... -o OUT``: run a translator over image files, folders and globs."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pix2pix_zoo.errors import BadImageError, DataError, ZooError
+
+_GLOB_CHARACTERS = frozenset("*?[")
+
+
+def gather_inputs(arguments: list[str]) -> list[tuple[Path, Path]]:
+    """(image file, output name) for every input: a file keeps its name, a folder's images (found
+    recursively) and a glob's matches keep their paths below the folder or the glob's fixed part."""
+    from pix2pix_zoo.data.images import is_image_file, list_images
+
+    found: list[tuple[Path, Path]] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            found += [(image, image.relative_to(path)) for image in list_images(path)]
+        elif path.is_file():
+            found.append((path, Path(path.name)))
+        elif _GLOB_CHARACTERS & set(argument):
+            base = Path()
+            for part in path.parts:
+                if _GLOB_CHARACTERS & set(part):
+                    break
+                base /= part
+            matches = sorted(Path(match) for match in glob.glob(argument, recursive=True))
+            found += [(match, match.relative_to(base)) for match in matches if match.is_file() and is_image_file(match)]
+        else:
+            raise DataError(f"no such file, folder or glob match: {argument!r}")
+    if not found:
+        raise DataError(f"no image files in {' '.join(arguments)}")
+    outputs: dict[Path, Path] = {}
+    for image, name in found:
+        target = name.with_suffix(".png")
+        if outputs.setdefault(target, image) != image:
+            raise DataError(f"{str(outputs[target])!r} and {str(image)!r} would both be written as {str(target)!r}")
+    return [(image, name.with_suffix(".png")) for image, name in found]
+
+
+def translate(
+    model: str = typer.Argument(..., metavar="NAME|PATH", help="A catalog name, a model.safetensors, its folder or a run directory."),
+    inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively) or globs."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the outputs (PNG, keeping relative names)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    mode: Optional[str] = typer.Option(None, "--mode", help="eval, or paper (batch statistics, dropout); default: the card's."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for paper mode's dropout: repeatable output."),
+    batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images of the same size run together."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", help="Write input | output sheets."),
+    tile: int = typer.Option(1024, "--tile", min=0, help="Translate larger images in overlapping tiles of this side (0: never)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+) -> None:
+    """Translate images of any size; print the files written.
+
+    Unreadable images are named on stderr and skipped, and the exit code is then 1.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pix2pix_zoo.data.images import open_image
+    from pix2pix_zoo.translator import Translator
+
+    jobs = gather_inputs(inputs)
+    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None)
+    errors = Console(stderr=True)
+    written: list[Path] = []
+    failed = 0
+    with Progress(
+        TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=errors, disable=not progress,
+    ) as bar:
+        task = bar.add_task("translate", total=len(jobs))
+        for start in range(0, len(jobs), batch_size):
+            readable = []
+            for source, name in jobs[start : start + batch_size]:
+                try:
+                    readable.append((open_image(source), name))
+                except BadImageError as error:
+                    bar.console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)  # one line, however long
+                    failed += 1
+            results = translator.translate_images([image for image, _ in readable], batch_size)
+            for (image, name), result in zip(readable, results):
+                target = output / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                (translator.sheet(image, result) if side_by_side else result).save(target)
+                written.append(target)
+            bar.advance(task, len(jobs[start : start + batch_size]))
+    for path in written:
+        typer.echo(str(path))
+    if failed:
+        raise ZooError(f"{failed} of {len(jobs)} images could not be read; the other {len(written)} were translated")
