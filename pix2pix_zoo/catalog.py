@@ -11,6 +11,10 @@ holds the same weight files under the same file names.
 ``weights_only=True`` and converted, so nothing the zoo keeps is a pickle. Where an entry
 publishes no sha256, the hash of the first download is recorded beside the translator and every
 later download must match it.
+
+:func:`publish` turns a training run into a catalog entry: the translator with its card completed,
+a model card and the sample grid in ``$ZOO_HOME/translators/<name>/`` (so it counts as pulled), and
+``<name>.toml`` in the user registry, optionally uploaded to the Hugging Face Hub.
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from pix2pix_zoo.atomic import write_json_atomic
+from pix2pix_zoo.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from pix2pix_zoo.data.download import download, mirrored_url, sha256_of
 from pix2pix_zoo.errors import CatalogError, PluginError, SpecError
 from pix2pix_zoo.home import translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
 from pix2pix_zoo.registry import did_you_mean
 from pix2pix_zoo.spec import canonical, describe, resolve
-from pix2pix_zoo.translator import WEIGHTS_FILE, Card, read_card, save_translator
+from pix2pix_zoo.translator import WEIGHTS_FILE, Card, load_generator, read_card, save_translator
 
 MIRROR_VARIABLE = "ZOO_TRANSLATORS_URL"
 SHIPPED_PACKAGE = "pix2pix_zoo.registry_data"
@@ -397,3 +401,224 @@ def load_reference_state_dict(path: Path, url: str) -> dict[str, Tensor]:
         if not isinstance(key, str) or not isinstance(value, Tensor):
             raise CatalogError(f"{url}: entry {key!r} is a {type(value).__name__}, not a tensor; only a flat state dict is accepted")
     return dict(state)  # a plain dict: drops the per-module versions of an OrderedDict's _metadata
+
+
+# -- writing entries ---------------------------------------------------------------------------------
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    escaped = "".join(
+        _TOML_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c) for c in text
+    )
+    return f'"{escaped}"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):  # before int: bool is an int
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # 0.5, 1e-05, inf, nan: all TOML floats
+    if isinstance(value, str):
+        return _toml_string(value)
+    raise CatalogError(f"cannot write {value!r} ({type(value).__name__}) into a registry entry")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def entry_toml(entry: TranslatorEntry) -> str:
+    """The entry as a registry TOML file: scalars, then the ``[weights]`` and ``[metrics]`` tables.
+
+    The schema is flat (one level of tables, scalar values), so a few lines write it; tomllib reads
+    it back to the same entry. Empty optional strings and tables are left out.
+    """
+    record = {k: v for k, v in entry.record().items() if v not in ("", {})}
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in record.items() if not isinstance(v, dict)]
+    for table, values in record.items():
+        if isinstance(values, dict):
+            lines += ["", f"[{_toml_key(table)}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items())]
+    return "\n".join(lines) + "\n"
+
+
+# -- publishing --------------------------------------------------------------------------------------
+PAPER_CITATION = (
+    "Phillip Isola, Jun-Yan Zhu, Tinghui Zhou, Alexei A. Efros. Image-to-Image Translation with "
+    "Conditional Adversarial Networks. CVPR 2017. arXiv:1611.07004"
+)
+MODEL_CARD = "README.md"
+SAMPLE_FILE = "samples.png"
+HUB_TARGET = re.compile(r"hf://([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)")
+# The settings a reader needs to reproduce the training; the rest of config.json is machinery.
+_CARD_SETTINGS = ("data", "data_options", "direction", "epochs", "epochs_decay", "max_steps", "batch_size", "lr",
+                  "beta1", "beta2", "preprocess", "load_size", "crop_size", "flip", "seed", "precision", "ema_decay")
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :func:`publish` wrote: the entry, the folder holding its files and its registry file."""
+
+    entry: TranslatorEntry
+    folder: Path
+    registry_file: Path
+    hub_repo: str | None = None
+
+
+def hub_repo(target: str) -> str:
+    """``ORG/NAME`` from ``hf://ORG/NAME``; a CatalogError for anything else."""
+    match = HUB_TARGET.fullmatch(target)
+    if match is None:
+        raise CatalogError(f"--to must be hf://ORG/NAME (a Hugging Face Hub model repository), not {target!r}")
+    return f"{match.group(1)}/{match.group(2)}"
+
+
+def default_publish_name(run_dir: Path) -> str:
+    """The run folder's name made a catalog name: lower case, other characters as ``-``."""
+    return re.sub(r"[^a-z0-9_.-]+", "-", run_dir.resolve().name.lower()).strip("-_.")[:100]
+
+
+def publish(
+    run_dir: str | Path,
+    name: str | None = None,
+    *,
+    registry: str | Path | None = None,
+    overwrite: bool = False,
+    to: str | None = None,
+) -> Published:
+    """Publish a training run's translator as catalog entry ``name`` (default: the run's name).
+
+    Writes ``$ZOO_HOME/translators/<name>/`` (``model.safetensors`` with the card completed by the
+    run's evaluation, the training crop size and the paper's citation; ``README.md``, a model card;
+    ``samples.png``, the newest sample grid) and ``<registry>/<name>.toml`` (default: the user
+    registry) with the weights' sha256 and size. The entry's URL is the file's ``file://`` URL, or
+    its Hub URL when ``to`` (``hf://ORG/NAME``) uploads the folder with huggingface_hub.
+    """
+    run_dir = Path(run_dir)
+    weights = run_dir / "translator" / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CatalogError(f"{run_dir} has no translator/{WEIGHTS_FILE}: publish a finished training run")
+    repo = hub_repo(to) if to is not None else None
+    name = name if name is not None else default_publish_name(run_dir)
+    if not NAME_PATTERN.fullmatch(name):
+        raise CatalogError(f"cannot publish as {name!r}: a name is lower-case letters, digits, '_', '.', '-' (--name)")
+    registry_file = Path(registry or user_registry_dir()).expanduser() / f"{name}.toml"
+    existing = load_catalog().get(name)
+    if existing is not None and Path(existing.where).resolve() != registry_file.resolve():
+        raise CatalogError(f"translator {name!r} is already in the catalog ({existing.where}); choose another --name")
+    if registry_file.exists() and not overwrite:
+        raise CatalogError(f"{registry_file} exists: {name!r} is already published (--overwrite replaces it)")
+
+    config = _read_run_json(run_dir / "config.json")
+    evaluation = _read_run_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else None
+    settings = config.get("config", {})
+    card = read_card(weights)
+    generator = load_generator(weights, card)  # also proves the file rebuilds its generator
+    metrics = {}
+    if evaluation and "translator" in evaluation:
+        size = settings.get("crop_size", "?")
+        metrics = {"data": f"{card.dataset} {evaluation['split']} split, {evaluation['pairs']} pairs, {size}x{size}",
+                   **evaluation["translator"]}
+    card = dataclasses.replace(card, metrics=metrics, provenance={
+        **card.provenance, "catalog": name, "train_size": settings.get("crop_size"), "citation": PAPER_CITATION,
+        "run": str(run_dir.resolve()),
+    })
+
+    folder = translators_dir() / name
+    path = save_translator(folder, generator, card)
+    samples = sorted((run_dir / "samples").glob("step-*.png"))  # zero-padded steps: the last is the newest
+    if samples:
+        write_bytes_atomic(folder / SAMPLE_FILE, samples[-1].read_bytes())
+    url = f"https://huggingface.co/{repo}/resolve/main/{WEIGHTS_FILE}" if repo else path.resolve().as_uri()
+    entry = parse_entry({
+        "name": name, "spec": card.spec, "task": _directed_task(card.task, card.direction) or card.dataset,
+        "dataset": card.dataset, "direction": card.direction, "in_channels": card.in_channels,
+        "out_channels": card.out_channels, "train_size": settings.get("crop_size", 256),
+        "license": card.license or "unknown", "citation": PAPER_CITATION, "inference_mode": card.inference_mode,
+        "source": f"trained with pix2pix-zoo ({run_dir.resolve().name}, step {card.provenance.get('step', '?')})",
+        "weights": {"url": url, "format": "safetensors", "sha256": sha256_of(path), "size_bytes": path.stat().st_size},
+        "metrics": metrics,
+    }, str(registry_file), "user")
+    write_text_atomic(folder / MODEL_CARD, model_card(entry, settings, evaluation, samples=bool(samples)))
+    if repo:  # before the entry is written, so that no entry points at a failed upload
+        upload_to_hub(folder, repo)
+    registry_file.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(registry_file, entry_toml(entry))
+    return Published(entry, folder, registry_file, repo)
+
+
+def _read_run_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CatalogError(f"cannot read {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path} holds no JSON object")
+    return data
+
+
+def _directed_task(task: str, direction: str) -> str:
+    """A dataset's ``"A <-> B"`` as this translator's ``"A -> B"`` (or ``"B -> A"``)."""
+    sides = task.split(" <-> ")
+    if len(sides) != 2:
+        return task
+    return " -> ".join(sides if direction == "AtoB" else sides[::-1])
+
+
+def model_card(entry: TranslatorEntry, settings: Mapping[str, Any], evaluation: Mapping[str, Any] | None,
+               samples: bool) -> str:
+    """A Markdown model card: what the translator is, how it was trained and how well it does."""
+    lines = [
+        "---", "library_name: pix2pix-zoo", "pipeline_tag: image-to-image", "tags: [pix2pix, image-to-image, gan]", "---",
+        "", f"# {entry.name}", "",
+        f"A pix2pix translator: {entry.task}, trained on `{entry.dataset}` ({entry.direction}).", "",
+        "| | |", "|---|---|",
+        f"| spec | `{entry.spec}` |",
+        f"| channels | {entry.in_channels} in, {entry.out_channels} out |",
+        f"| direction | {entry.direction} |",
+        f"| training crops | {entry.train_size}x{entry.train_size} |",
+        f"| parameters | {entry.parameters:,} |",
+        f"| inference mode | {entry.inference_mode} |",
+        f"| license | {entry.license} |",
+        f"| sha256 | `{entry.sha256}` |", "",
+        "## Usage", "", "```",
+        f"zoo translate {entry.name} inputs/ -o outputs/", "```", "",
+        "`model.safetensors` carries its card in its metadata: the file alone rebuilds the generator "
+        "(`Translator.from_pretrained(\"model.safetensors\")`).", "",
+        "## Training", "", "| setting | value |", "|---|---|",
+        *(f"| {key} | `{json.dumps(settings[key])}` |" for key in _CARD_SETTINGS if key in settings), "",
+    ]
+    if evaluation:
+        figures = {k: v for k, v in evaluation.items() if isinstance(v, dict)}
+        metric_names = sorted({m for values in figures.values() for m in values})
+        lines += [
+            "## Evaluation", "",
+            f"On the `{evaluation.get('split')}` split ({evaluation.get('pairs')} pairs); the baselines are the "
+            "input returned unchanged and the mean training target.", "",
+            f"| | {' | '.join(metric_names)} |", f"|---|{'---|' * len(metric_names)}",
+            *(f"| {who} | {' | '.join(str(values.get(m, '')) for m in metric_names)} |" for who, values in figures.items()),
+            "",
+        ]
+    if samples:
+        lines += ["## Samples", "", "Input | output | target, on held-out pairs:", "", f"![samples]({SAMPLE_FILE})", ""]
+    lines += ["## Citation", "", entry.citation, ""]
+    return "\n".join(lines)
+
+
+def upload_to_hub(folder: Path, repo: str) -> None:
+    """Upload the published files in ``folder`` to the Hub model repository ``repo`` (created if needed)."""
+    try:
+        from huggingface_hub import HfApi  # optional: only uploads need it
+    except ImportError:
+        raise CatalogError("uploading to hf:// needs huggingface_hub: pip install huggingface_hub") from None
+    api = HfApi()
+    try:
+        api.create_repo(repo, repo_type="model", exist_ok=True)
+        api.upload_folder(repo_id=repo, repo_type="model", folder_path=str(folder),
+                          allow_patterns=[WEIGHTS_FILE, MODEL_CARD, SAMPLE_FILE])
+    except OSError as error:  # huggingface_hub's HTTP errors are requests', which are OSErrors
+        raise CatalogError(f"upload to hf://{repo} failed: {str(error).splitlines()[0]}") from None

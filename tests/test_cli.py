@@ -118,7 +118,8 @@ def test_usage_errors_are_clicks(capsys):
 
 
 HELP_COMMANDS = {"zoo": [], "components": ["components"], "plugins": ["plugins"], "info": ["info"], "data": ["data"], "train": ["train"], "translate": ["translate"],
-                 "list": ["list"], "pull": ["pull"]}
+                 "list": ["list"], "pull": ["pull"], "publish": ["publish"],
+                 "eval": ["eval"]}
 
 
 @pytest.mark.parametrize("name", sorted(HELP_COMMANDS))

@@ -25,7 +25,7 @@ def _print_version(value: bool) -> None:
 
 def make_app() -> typer.Typer:
     """The root app with the built-in commands and every plugin's ``register_commands``."""
-    from pix2pix_zoo.cli import components, data, info, plugins, train, translators, translate
+    from pix2pix_zoo.cli import components, data, evaluate, info, plugins, train, translators, translate
     from pix2pix_zoo.plugins import get_host
 
     app = typer.Typer(
@@ -51,7 +51,9 @@ def make_app() -> typer.Typer:
     app.command("train")(train.train)
     app.command("list")(translators.list_translators)
     app.command("pull")(translators.pull)
+    app.command("publish")(translators.publish)
     app.command("translate")(translate.translate)
+    app.command("eval")(evaluate.evaluate)
     get_host().call_each("register_commands", lambda plugin_name: {"app": app})
     return app
 

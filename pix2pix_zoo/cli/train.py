@@ -7,14 +7,15 @@ from typing import Optional
 
 import typer
 
-from pix2pix_zoo.cli.output import print_json, print_table
+from pix2pix_zoo.cli.output import print_evaluation, print_json
 from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.errors import SpecError
 
 DEFAULTS = TrainConfig()
 
 
-def _data_options(pairs: list[str]) -> dict[str, str]:
+def data_options(pairs: list[str]) -> dict[str, str]:
+    """``--data-opt KEY=VALUE`` options as a dict (the dataset factory coerces the values)."""
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -69,7 +70,7 @@ def train(
         if spec is None:
             raise SpecError("give a SPEC, e.g. zoo train unet_256+patch70+l1cgan --data facades")
         config = TrainConfig(
-            spec=canonical(spec), data=data, data_options=_data_options(data_opt), direction=direction,
+            spec=canonical(spec), data=data, data_options=data_options(data_opt), direction=direction,
             epochs=epochs, epochs_decay=epochs_decay, max_steps=max_steps, batch_size=batch_size, lr=lr,
             preprocess=preprocess, load_size=load_size, crop_size=crop_size, flip=not no_flip, seed=seed,
             precision=precision, channels_last=channels_last, compile=compile_, optimizer_impl=optimizer,
@@ -86,9 +87,4 @@ def train(
     if as_json:
         print_json(evaluation)
     elif evaluation:
-        rows = [
-            [name, f"{figures['l1']:.4f}", f"{figures['psnr']:.2f}", f"{figures['ssim']:.4f}"]
-            for name, figures in evaluation.items()
-            if isinstance(figures, dict)
-        ]
-        print_table(f"held-out {evaluation['split']} split, {evaluation['pairs']} pairs", ["", "L1", "PSNR (dB)", "SSIM"], rows)
+        print_evaluation(evaluation, f"held-out {evaluation['split']} split")

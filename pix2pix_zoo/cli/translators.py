@@ -1,7 +1,9 @@
-"""``zoo list`` and ``zoo pull``: the translator catalog and the local cache of its weights."""
+"""``zoo list``, ``zoo pull`` and ``zoo publish``: the translator catalog, the local cache of its weights,
+and training runs turned into catalog entries."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -46,3 +48,23 @@ def pull(name: str = typer.Argument(..., metavar="NAME", help="A translator name
     if entry.downloaded:
         typer.echo(f"{name} is already pulled", err=True)
     typer.echo(str(catalog.pull(name)))
+
+
+def publish(
+    run: Path = typer.Argument(..., metavar="RUN", help="A finished training run (runs/<name>)."),
+    name: Optional[str] = typer.Option(None, "--name", help="The catalog name (default: the run's, lower-cased)."),
+    registry: Optional[Path] = typer.Option(None, "--registry", metavar="DIR", help="Where NAME.toml goes (default: $ZOO_HOME/registry)."),
+    to: Optional[str] = typer.Option(None, "--to", metavar="hf://ORG/NAME", help="Also upload to this Hugging Face Hub model repository."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an entry published under NAME before."),
+) -> None:
+    """Publish a run's translator as a catalog entry; print its folder.
+
+    Writes $ZOO_HOME/translators/NAME/ (model.safetensors with its card, a README.md model card, the
+    newest sample grid), so `zoo translate NAME` runs it at once, and NAME.toml with the weights'
+    sha256 and a file:// URL. --to hf://ORG/NAME uploads the folder with huggingface_hub (pip install
+    huggingface_hub; log in with `hf auth login`) and makes the entry's URL the Hub's.
+    """
+    published = catalog.publish(run, name, registry=registry, overwrite=overwrite, to=to)
+    where = f", uploaded to https://huggingface.co/{published.hub_repo}" if published.hub_repo else ""
+    typer.echo(f"published {published.entry.name} ({published.registry_file}){where}", err=True)
+    typer.echo(str(published.folder))

@@ -43,8 +43,8 @@ from pix2pix_zoo.engine import distributed
 from pix2pix_zoo.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
-from pix2pix_zoo.engine.metrics import image_metrics
 from pix2pix_zoo.engine.report import sample_grid, write_report
+from pix2pix_zoo.evaluation import evaluate_batches
 from pix2pix_zoo.errors import BadImageError, DataError, SpecError, ZooError
 from pix2pix_zoo.interfaces import PairedDataset
 from pix2pix_zoo.spec import Pix2Pix, resolve
@@ -575,23 +575,17 @@ class Trainer:
             return None
         loader = DataLoader(GuardedImages(held_out, self.config.skip_bad), batch_size=8, collate_fn=collate_guarded)
         mean_target = self._mean_training_target()
-        per_image: dict[str, list[Tensor]] = {}
+
+        def candidates(x: Tensor, y: Tensor) -> dict[str, Tensor]:
+            outputs = {"translator": self._translate(generator, x), "mean training target": mean_target.expand_as(y)}
+            if x.shape == y.shape:
+                outputs["input unchanged"] = x
+            return outputs
+
+        batches = ((*self._prepare(batch, None, train=False), batch["name"]) for batch in loader)
         torch.manual_seed(self.config.seed)
         with inference_mode(generator, "paper"):
-            for batch in loader:
-                x, y = self._prepare(batch, None, train=False)
-                fake = self._translate(generator, x)
-                candidates = {"translator": fake, "mean training target": mean_target.expand_as(y)}
-                if x.shape == y.shape:
-                    candidates["input unchanged"] = x
-                for name, output in candidates.items():
-                    for metric, values in image_metrics(output, y).items():
-                        per_image.setdefault(f"{name}/{metric}", []).append(values.cpu())
-        result: dict[str, Any] = {"split": self._eval_split(), "pairs": len(held_out)}
-        for key, values in per_image.items():
-            name, metric = key.split("/")
-            result.setdefault(name, {})[metric] = round(torch.cat(values).mean().item(), 5)
-        return result
+            return evaluate_batches(batches, candidates, self._eval_split()).summary()
 
     def _mean_training_target(self) -> Tensor:
         """The per-pixel mean of the training targets (prepared as for evaluation)."""
