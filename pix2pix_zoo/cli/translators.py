@@ -22,21 +22,19 @@ def list_translators(
     if as_json:
         print_json([entry.as_dict() for entry in entries])
         return
+    # Two lines per translator keep the table readable in 80 columns.
     rows = [
         [
             entry.name,
-            entry.spec,
-            f"{entry.task} ({entry.direction})",
-            entry.dataset,
-            f"{entry.parameters / 1e6:.1f}M" + (f", {decimal(entry.size_bytes)}" if entry.size_bytes else ""),
+            f"{entry.spec}\n{entry.task} ({entry.direction}), {entry.dataset}",
+            f"{entry.parameters / 1e6:.1f}M" + (f"\n{decimal(entry.size_bytes)}" if entry.size_bytes else ""),
             entry.origin,
-            "yes" if entry.downloaded else "no",
-            entry.verification,
+            f"{'pulled' if entry.downloaded else 'not pulled'}\n{entry.verification}",
         ]
         for entry in entries
     ]
-    columns = ["name", "spec", "task", "dataset", "params", "origin", "pulled", "sha256"]
-    print_table("translators", columns, rows, wrap=("spec", "task", "dataset", "origin"))
+    columns = ["name", "spec, task, dataset", "params", "origin", "state"]
+    print_table("translators", columns, rows, wrap=("spec, task, dataset",))
 
 
 def pull(name: str = typer.Argument(..., metavar="NAME", help="A translator name from `zoo list`.")) -> None:
