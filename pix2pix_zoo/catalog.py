@@ -30,17 +30,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-from torch import Tensor
-
 from pix2pix_zoo.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from pix2pix_zoo.data.download import download, mirrored_url, sha256_of
-from pix2pix_zoo.errors import CatalogError, PluginError, SpecError
+from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
 from pix2pix_zoo.home import translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
 from pix2pix_zoo.registry import did_you_mean
 from pix2pix_zoo.spec import canonical, describe, resolve
 from pix2pix_zoo.translator import WEIGHTS_FILE, Card, load_generator, read_card, save_translator
+from pix2pix_zoo.weights import read_state_dict_pth
 
 MIRROR_VARIABLE = "ZOO_TRANSLATORS_URL"
 SHIPPED_PACKAGE = "pix2pix_zoo.registry_data"
@@ -334,7 +332,10 @@ def _install_safetensors(entry: TranslatorEntry, source: Path) -> None:
 
 def _convert_reference(entry: TranslatorEntry, source: Path, sha256: str) -> None:
     """Load a reference PyTorch state dict without executing anything and save it as a translator."""
-    state = load_reference_state_dict(source, entry.download_url)
+    try:
+        state = read_state_dict_pth(source, entry.download_url)
+    except ZooError as error:  # reported as the catalog's error, like every other pull failure
+        raise CatalogError(str(error)) from None
     generator = resolve(entry.spec).build(entry.in_channels, entry.out_channels).generator
     # Files from PyTorch before 0.4 have no num_batches_tracked; batch norm fills it in (a plain
     # dict carries no per-module version saying it should be there).
@@ -381,26 +382,6 @@ def _some(keys: list[str], shown: int = 3) -> str:
         return "no keys"
     more = ", ..." if len(keys) > shown else ""
     return f"{len(keys)} key{'s' if len(keys) > 1 else ''} ({', '.join(keys[:shown])}{more})"
-
-
-def load_reference_state_dict(path: Path, url: str) -> dict[str, Tensor]:
-    """A ``.pth`` holding a flat dict of names to tensors, read with ``weights_only=True``.
-
-    The reference saves ``net.state_dict()`` as it is: no ``module.`` prefix is stripped, so a file
-    in another layout fails the strict load with the keys that differ.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # the weights-only unpickler refuses any other Python object
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        why = f"it holds a Python object ({found.group(1)})" if found else f"{type(error).__name__}"
-        raise CatalogError(f"{url} is not a weights-only PyTorch checkpoint: {why}; it was not loaded") from None
-    if not isinstance(state, dict):
-        raise CatalogError(f"{url} holds a {type(state).__name__}, not a state dict of tensors")
-    for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, Tensor):
-            raise CatalogError(f"{url}: entry {key!r} is a {type(value).__name__}, not a tensor; only a flat state dict is accepted")
-    return dict(state)  # a plain dict: drops the per-module versions of an OrderedDict's _metadata
 
 
 # -- writing entries ---------------------------------------------------------------------------------

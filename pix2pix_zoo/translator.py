@@ -19,11 +19,12 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torch.nn import functional
 
 from pix2pix_zoo.errors import ZooError
+from pix2pix_zoo.weights import read_safetensors
 
 InferenceMode = Literal["eval", "paper"]
 WEIGHTS_FILE = "model.safetensors"
@@ -124,10 +125,7 @@ def load_generator(path: Path, card: Card) -> nn.Module:
     """The card's generator with the file's weights, loaded strictly, on the CPU."""
     from pix2pix_zoo.spec import resolve
 
-    try:
-        state = load_file(str(path), device="cpu")
-    except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise ZooError(f"{path} is not a readable translator: {error}") from None
+    state = read_safetensors(path)
     # Built for real rather than on the meta device: a plugin's non-persistent buffers would be left
     # on meta by load_state_dict, and initialising a pix2pix generator costs well under a second.
     generator = resolve(card.spec).build(card.in_channels, card.out_channels).generator

@@ -72,3 +72,14 @@ def http_server(tmp_path):
     folder.mkdir()
     with LoopbackServer(folder) as server:
         yield server
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """$ZOO_HOME in a temporary folder, with no translator mirror set."""
+    from pix2pix_zoo import catalog
+
+    folder = tmp_path / "home"
+    monkeypatch.setenv("ZOO_HOME", str(folder))
+    monkeypatch.delenv(catalog.MIRROR_VARIABLE, raising=False)
+    return folder

@@ -54,14 +54,6 @@ def reference_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    folder = tmp_path / "home"
-    monkeypatch.setenv("ZOO_HOME", str(folder))
-    monkeypatch.delenv(catalog.MIRROR_VARIABLE, raising=False)
-    return folder
-
-
-@pytest.fixture
 def served(home, http_server):
     """The tiny reference checkpoint served as ``/tiny.pth`` and a user entry ``tiny`` pointing at it."""
     state = reference_state_dict()

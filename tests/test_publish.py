@@ -9,7 +9,6 @@ import tomllib
 import pytest
 from helpers import run_zoo
 from PIL import Image
-from test_catalog import home  # noqa: F401 (a fixture: $ZOO_HOME in tmp, no mirror)
 from test_trainer import tiny_config
 
 from pix2pix_zoo import catalog

@@ -8,10 +8,10 @@ from pathlib import Path
 import kornia.metrics
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from pix2pix_zoo.errors import ZooError
+from pix2pix_zoo.weights import read_weights
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -45,17 +45,10 @@ def load_inception(path: Path, device: torch.device) -> nn.Module:
     tensor dict read weights-only), returning 2048-d pool features; nothing is downloaded."""
     from torchvision.models import inception_v3
 
-    from pix2pix_zoo.catalog import load_reference_state_dict
 
     if not path.is_file():
         raise ZooError(f"no Inception weights at {str(path)!r}")
-    if path.suffix == ".safetensors":
-        try:
-            state = load_file(str(path), device="cpu")
-        except Exception as error:  # safetensors raises its own error types for corrupt files
-            raise ZooError(f"{path} is not a readable safetensors file: {error}") from None
-    else:
-        state = load_reference_state_dict(path, str(path))
+    state = read_weights(path)
     # The auxiliary classifier only matters in training; torchvision's own checkpoints include it.
     state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
     network = inception_v3(weights=None, aux_logits=False, init_weights=False)

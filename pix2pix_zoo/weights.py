@@ -1,0 +1,47 @@
+"""Reading files of named tensors without executing anything: safetensors, or a PyTorch ``.pth``
+holding a flat state dict (read with ``weights_only=True``). Every failure is one clear ZooError."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from pix2pix_zoo.errors import ZooError
+
+
+def read_safetensors(path: Path) -> dict[str, Tensor]:
+    """A safetensors file's tensors, on the CPU."""
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as error:  # safetensors raises its own error types for corrupt files
+        raise ZooError(f"{path} is not a readable safetensors file: {error}") from None
+
+
+def read_state_dict_pth(path: Path, label: str | None = None) -> dict[str, Tensor]:
+    """A ``.pth`` holding a flat dict of names to tensors; ``label`` names it in errors (e.g. its URL).
+
+    Nothing but tensors is accepted: the weights-only unpickler refuses other Python objects, and a
+    nested dict, a list or a number is refused here. No ``module.`` prefix is stripped.
+    """
+    label = label or str(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        why = f"it holds a Python object ({found.group(1)})" if found else f"{type(error).__name__}"
+        raise ZooError(f"{label} is not a weights-only PyTorch checkpoint: {why}; it was not loaded") from None
+    if not isinstance(state, dict):
+        raise ZooError(f"{label} holds a {type(state).__name__}, not a state dict of tensors")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            raise ZooError(f"{label}: entry {key!r} is a {type(value).__name__}, not a tensor; only a flat state dict is accepted")
+    return dict(state)  # a plain dict: drops the per-module versions of an OrderedDict's _metadata
+
+
+def read_weights(path: Path) -> dict[str, Tensor]:
+    """Tensors from a ``.safetensors`` file, or else from a weights-only ``.pth``."""
+    return read_safetensors(path) if path.suffix == ".safetensors" else read_state_dict_pth(path)
