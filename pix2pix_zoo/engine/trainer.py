@@ -19,6 +19,7 @@ the run before anything else is written, leaving the last good checkpoint.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import platform
@@ -332,7 +333,9 @@ class Trainer:
             return self.config.eval_split
         return next((s for s in EVAL_SPLITS if s in self.info.splits), None)
 
+    @functools.cached_property
     def _held_out(self) -> PairedDataset | None:
+        """The held-out split (test, else val), opened once; None when the dataset has neither."""
         split = self._eval_split()
         if split is None:
             return None
@@ -343,7 +346,7 @@ class Trainer:
 
     def _sample_batch(self) -> tuple[Tensor, Tensor]:
         """Fixed pairs for the sample grids: the first held-out ones, else the first training ones."""
-        held_out = self._held_out()
+        held_out = self._held_out
         source = GuardedImages(held_out, self.config.skip_bad) if held_out is not None else self.dataset
         items = [source[i] for i in range(min(SAMPLE_COUNT, len(source)))]
         return self._prepare(collate_guarded(items), None, train=False)
@@ -570,7 +573,7 @@ class Trainer:
     def evaluate(self, generator: nn.Module) -> dict[str, Any] | None:
         """Held-out L1, PSNR and SSIM of the translator and of two baselines on the same pairs: the
         input returned unchanged (when channels allow) and the mean training target."""
-        held_out = self._held_out()
+        held_out = self._held_out
         if held_out is None:
             return None
         loader = DataLoader(GuardedImages(held_out, self.config.skip_bad), batch_size=8, collate_fn=collate_guarded)
