@@ -59,6 +59,12 @@ def start(preference: str) -> tuple[Ranks, torch.device]:
     return ranks, device
 
 
+def wait_for_all(ranks: Ranks) -> None:
+    """Block until every process gets here (a no-op for one process)."""
+    if ranks.distributed:
+        dist.barrier()
+
+
 def stop() -> None:
     """Leave the process group (also after an error, so peers are not left waiting forever)."""
     if dist.is_available() and dist.is_initialized():

@@ -459,7 +459,11 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until the schedule (or ``max_steps``) ends; export and evaluate the translator."""
         try:
-            return self._fit()
+            result = self._fit()
+            # The other ranks wait for rank 0's export and evaluation: a rank that tears down its
+            # process group while a peer is still working can abort the peer's gloo threads.
+            distributed.wait_for_all(self.ranks)
+            return result
         finally:
             if self._tensorboard is not None:
                 self._tensorboard.close()
