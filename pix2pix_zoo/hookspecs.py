@@ -52,6 +52,16 @@ def register_datasets(register):
 
 
 @hookspec
+def register_codecs(register):
+    """Register image codec factories ``(**options) -> ImageCodec`` (see :mod:`pix2pix_zoo.interfaces`).
+
+    A codec relates pictures to tensors for data that are not plain grey or RGB images (e.g. the L
+    and ab channels of colourisation); a dataset names its codec in ``DatasetInfo.codec`` and a
+    translator's card keeps the name, so sample grids and ``zoo translate`` show RGB pictures.
+    """
+
+
+@hookspec
 def register_translators(register):
     """Add pretrained translators to the catalog (``zoo list``, ``zoo pull``).
 

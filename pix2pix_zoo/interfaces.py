@@ -99,6 +99,10 @@ class DatasetInfo:
     """Approximate size of the archive at ``url`` in bytes."""
     manual_download: str = ""
     """For data the zoo may not download: one line saying how to get it."""
+    codec: str = ""
+    """The registered :class:`ImageCodec` that shows the pairs as pictures when the dataset is used in
+    its default direction (``""``: A and B are plain grey or RGB images). Reversed, the pairs are
+    shown channel by channel, since a codec describes one direction's input and output."""
 
 
 DatasetFactory = TypeVar("DatasetFactory", bound=Callable[..., "PairedDataset"])
@@ -119,6 +123,26 @@ def describe_dataset(
         return factory
 
     return attach
+
+
+class ImageCodec(abc.ABC):
+    """Between pictures and a translator's tensors, for data that are not plain grey or RGB images.
+
+    Colourisation is the example: the generator sees the L channel of a Lab photo and predicts its
+    a and b channels, and neither is a picture by itself. A codec says how an RGB picture becomes
+    the generator's input (``zoo translate`` on a user's photos) and how an input, with an output or
+    a target, looks as RGB (sample grids, ``zoo translate``'s results). Tensors are ``[N, C, H, W]``:
+    the generator's side in [-1, 1], pictures in [0, 1].
+    """
+
+    @abc.abstractmethod
+    def encode(self, rgb: Tensor) -> Tensor:
+        """RGB pictures ``[N, 3, H, W]`` in [0, 1] -> the generator's input in [-1, 1]."""
+
+    @abc.abstractmethod
+    def render(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The generator's input ``x`` with an output or target ``y`` for it -> RGB ``[N, 3, H, W]`` in
+        [0, 1]; ``y=None`` shows the input alone."""
 
 
 class PairedDataset(torch.utils.data.Dataset, abc.ABC):

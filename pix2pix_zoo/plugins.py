@@ -33,6 +33,7 @@ REGISTRATION_HOOKS: dict[str, Kind] = {
     "register_discriminators": "discriminator",
     "register_objectives": "objective",
     "register_datasets": "dataset",
+    "register_codecs": "codec",
 }
 
 logger = logging.getLogger("pix2pix_zoo")

@@ -1,4 +1,4 @@
-"""The component registry: four kinds, names and aliases unique across all of them, validated factories.
+"""The component registry: five kinds, names and aliases unique across all of them, validated factories.
 
 Plugins fill it through the ``register`` callbacks of their hooks (see :mod:`pix2pix_zoo.plugins`);
 everything else looks components up here. A factory's keyword options are its spec options: they
@@ -18,8 +18,8 @@ from typing import Any, Callable, Literal
 
 from pix2pix_zoo.errors import PluginError, SpecError
 
-Kind = Literal["generator", "discriminator", "objective", "dataset"]
-KINDS: tuple[Kind, ...] = ("generator", "discriminator", "objective", "dataset")
+Kind = Literal["generator", "discriminator", "objective", "dataset", "codec"]
+KINDS: tuple[Kind, ...] = ("generator", "discriminator", "objective", "dataset", "codec")
 
 # Leading arguments every factory of a kind takes positionally; the rest are spec options.
 FACTORY_ARGUMENTS: dict[str, tuple[str, ...]] = {
@@ -27,6 +27,7 @@ FACTORY_ARGUMENTS: dict[str, tuple[str, ...]] = {
     "discriminator": ("in_channels",),
     "objective": (),
     "dataset": ("root", "split"),
+    "codec": (),
 }
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")

@@ -39,6 +39,8 @@ class Card:
     in_channels: int
     out_channels: int
     direction: str = "AtoB"
+    codec: str = ""
+    """The registered image codec between pictures and tensors (``""``: plain grey or RGB)."""
     size_multiple: int = 1
     normalisation: str = "[-1, 1]"
     inference_mode: InferenceMode = "paper"
@@ -173,6 +175,9 @@ class Translator:
         self.generator = generator.to(self.device)
         self.size_multiple = card.size_multiple
         self.tile, self.overlap = self._tiling(tile, overlap)
+        from pix2pix_zoo.engine.report import open_codec
+
+        self.codec = open_codec(card.codec)
 
     @classmethod
     def from_pretrained(
@@ -248,19 +253,26 @@ class Translator:
 
     # -- PIL images -----------------------------------------------------------------------------------
     def to_tensor(self, image: Image.Image) -> Tensor:
-        """A PIL image as ``[C_in, H, W]`` in [-1, 1]: grey and colour converted as the zoo reads data."""
+        """A PIL image as the generator's input ``[C_in, H, W]`` in [-1, 1]: through the card's codec
+        when it has one, else grey or colour converted as the zoo reads data."""
         from pix2pix_zoo.data.images import SUPPORTED_CHANNELS, image_to_tensor
 
+        if self.codec is not None:
+            rgb = image_to_tensor(image, 3).float().div_(255)
+            return self.codec.encode(rgb[None])[0]
         if self.card.in_channels not in SUPPORTED_CHANNELS:
             raise ZooError(f"this translator takes {self.card.in_channels}-channel input: use translate() with tensors")
         return image_to_tensor(image, self.card.in_channels).float().div_(127.5).sub_(1)
 
-    def to_image(self, output: Tensor) -> Image.Image:
-        """One output ``[C_out, H, W]`` as a PIL image: ``L`` for 1 channel, ``RGB`` for 3."""
-        from pix2pix_zoo.engine.report import to_rgb
+    def to_image(self, output: Tensor, source: Tensor) -> Image.Image:
+        """One output ``[C_out, H, W]`` as a PIL image: ``L`` for 1 channel, ``RGB`` for 3, or the
+        codec's rendering of it with the input it came from (``[C_in, H, W]``, from :meth:`to_tensor`)."""
+        from pix2pix_zoo.engine.report import picture, to_rgb
 
-        if output.shape[0] not in (1, 3):
+        if self.codec is None and output.shape[0] not in (1, 3):
             raise ZooError(f"this translator makes {output.shape[0]}-channel output: use translate() for tensors")
+        if self.codec is not None:
+            output = picture(self.codec, source[None].cpu(), output[None].cpu())[0]
         rgb = to_rgb(output[None].cpu())[0].permute(1, 2, 0).numpy()
         return Image.fromarray(rgb[..., 0], "L") if output.shape[0] == 1 else Image.fromarray(rgb, "RGB")
 
@@ -273,9 +285,10 @@ class Translator:
         for indices in by_size.values():
             for start in range(0, len(indices), max(1, batch_size)):
                 chunk = indices[start : start + max(1, batch_size)]
-                outputs = self.translate(torch.stack([self.to_tensor(images[i]) for i in chunk]))
-                for index, output in zip(chunk, outputs):
-                    results[index] = self.to_image(output)
+                inputs = torch.stack([self.to_tensor(images[i]) for i in chunk])
+                outputs = self.translate(inputs)
+                for index, source, output in zip(chunk, inputs, outputs):
+                    results[index] = self.to_image(output, source)
         return results  # type: ignore[return-value]
 
     def __call__(self, image: Image.Image) -> Image.Image:
@@ -285,10 +298,10 @@ class Translator:
     def sheet(self, image: Image.Image, output: Image.Image) -> Image.Image:
         """Input | output side by side, as the trainer's sample grids show them."""
         from pix2pix_zoo.data.images import image_to_tensor
-        from pix2pix_zoo.engine.report import sample_grid
+        from pix2pix_zoo.engine.report import picture, sample_grid
 
         translated = image_to_tensor(output, len(output.getbands())).float().div_(127.5).sub_(1)
-        return sample_grid(self.to_tensor(image)[None], translated[None])
+        return sample_grid(picture(self.codec, self.to_tensor(image)[None]), translated[None])
 
 
 def pad_to_multiple(images: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
+import venv
 from pathlib import Path
 
 from pix2pix_zoo.cli import main
@@ -42,3 +44,32 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
         code = exit_info.code if isinstance(exit_info.code, int) else 1
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def shared_venv(env_dir: Path, *, with_this_install: bool) -> Path:
+    """A fresh virtual environment that sees this environment's packages; return its python.
+
+    ``with_this_install`` False shares only the dependencies (torch, typer, ...): this environment's
+    site-packages is put on the path but its ``.pth`` files, and so the editable install of the
+    project, are not processed. True processes them too (``site.addsitedir``), so the project is
+    importable as it is installed here, and what the new environment installs adds to it.
+    """
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    shared = sysconfig.get_paths()["purelib"]
+    line = f"import site; site.addsitedir({shared!r})" if with_this_install else shared
+    (Path(site) / "shared_environment.pth").write_text(line + "\n")
+    return python
+
+
+def pip(python: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run pip offline in another environment: no index, no dependencies, no build isolation."""
+    return subprocess.run(
+        [str(python), "-m", "pip", *args, *(["--no-deps", "--no-index", "--no-build-isolation"] if args[0] == "install" else []),
+         "--quiet"],
+        capture_output=True, text=True, cwd=cwd, timeout=600,
+    )

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import sysconfig
-import venv
 import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import run_env
+from helpers import pip, run_env, shared_venv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,18 +65,10 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
 
 def test_non_editable_install_gives_a_working_zoo(wheel, tmp_path):
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    site = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
     # Dependencies (torch, typer, ...) come from this environment; the project itself only from the wheel.
-    (Path(site) / "shared_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "--quiet", str(wheel)],
-        check=True, capture_output=True,
-    )
+    python = shared_venv(env_dir, with_this_install=False)
+    installed = pip(python, "install", str(wheel))
+    assert installed.returncode == 0, installed.stderr
     # Run from outside the checkout, so the source tree cannot shadow the installed package.
     where = subprocess.run(
         [str(python), "-c", "import pix2pix_zoo, pix2pix_zoo_nets; print(pix2pix_zoo.__file__, pix2pix_zoo_nets.__file__)"],

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from pix2pix_zoo.atomic import write_text_atomic
 from pix2pix_zoo.engine.metrics import to_unit
+from pix2pix_zoo.interfaces import ImageCodec
 
 CURVE_WIDTH, CURVE_HEIGHT, MARGIN = 640, 220, 48
 
@@ -30,6 +31,23 @@ def to_rgb(images: Tensor) -> Tensor:
     else:
         unit = unit[:, :3]
     return (unit * 255).round().to(torch.uint8)
+
+
+def open_codec(name: str) -> ImageCodec | None:
+    """The registered codec called ``name``; None for ``""`` (plain grey or RGB images)."""
+    if not name:
+        return None
+    from pix2pix_zoo.plugins import get_registry
+
+    return get_registry().get(name, "codec").build()
+
+
+def picture(codec: ImageCodec | None, x: Tensor, y: Tensor | None = None) -> Tensor:
+    """What a person sees of an input ``x``, or of an output or target ``y`` for it, in [-1, 1]:
+    the codec's RGB rendering, or without a codec the tensor itself."""
+    if codec is None:
+        return x if y is None else y
+    return codec.render(x.float(), None if y is None else y.float()).mul(2).sub(1)
 
 
 def sample_grid(*columns: Tensor) -> Image.Image:

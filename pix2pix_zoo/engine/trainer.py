@@ -44,7 +44,7 @@ from pix2pix_zoo.engine import distributed
 from pix2pix_zoo.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
-from pix2pix_zoo.engine.report import sample_grid, write_report
+from pix2pix_zoo.engine.report import open_codec, picture, sample_grid, write_report
 from pix2pix_zoo.evaluation import evaluate_batches
 from pix2pix_zoo.errors import BadImageError, DataError, SpecError, ZooError
 from pix2pix_zoo.interfaces import PairedDataset
@@ -189,6 +189,9 @@ class Trainer:
             if self.direction == "AtoB"
             else (self.info.b_channels, self.info.a_channels)
         )
+        # A codec describes the default direction's input and output; reversed, show channels as they are.
+        self.codec_name = self.info.codec if self.direction == self.info.default_direction else ""
+        self.codec = open_codec(self.codec_name)
         torch.manual_seed(config.seed)  # the same initial weights for the same seed, on every rank
         self.models: Pix2Pix = self.spec.build(in_channels, out_channels)
         self._check_sizes()
@@ -435,7 +438,8 @@ class Trainer:
         torch.manual_seed(self.config.seed)
         with inference_mode(generator, "paper"):
             fake = self._translate(generator, x)
-        sample_grid(x, fake, y).save(self.run_dir / "samples" / f"step-{self.step:09d}.png")
+        views = picture(self.codec, x), picture(self.codec, x, fake), picture(self.codec, x, y)
+        sample_grid(*views).save(self.run_dir / "samples" / f"step-{self.step:09d}.png")
 
     def _translate(self, generator: nn.Module, x: Tensor) -> Tensor:
         """Generate in chunks of the training batch size: in paper mode batch norm uses the batch's
@@ -552,6 +556,7 @@ class Trainer:
             in_channels=self.models.in_channels,
             out_channels=self.models.out_channels,
             direction=self.direction,
+            codec=self.codec_name,
             size_multiple=self.models.generator.size_multiple,
             inference_mode="paper",
             dataset=self.config.data,
