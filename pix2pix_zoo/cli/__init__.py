@@ -45,7 +45,7 @@ def make_app() -> typer.Typer:
         """pix2pix-zoo: paired image-to-image translation models, from spec strings and plugins."""
 
     app.command("components")(components.components)
-    app.command("plugins")(plugins.plugins)
+    app.add_typer(plugins.app, name="plugins")
     app.command("info")(info.info)
     app.add_typer(data.app, name="data")
     app.command("train")(train.train)

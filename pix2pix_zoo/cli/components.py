@@ -12,11 +12,11 @@ from pix2pix_zoo.registry import format_value, parse_kind
 
 
 def components(
-    kind: Optional[str] = typer.Argument(None, metavar="KIND", help="Only this kind: generator, discriminator, objective or dataset."),
+    kind: Optional[str] = typer.Argument(None, metavar="KIND", help="Only this kind: generator, discriminator, objective, dataset or codec."),
     pattern: Optional[str] = typer.Option(None, "--filter", "-f", help="Shell wildcard on names, e.g. 'unet*'."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List the installed components: generators, discriminators, objectives, datasets."""
+    """List the installed components: generators, discriminators, objectives, datasets, codecs."""
     found = get_registry().components(parse_kind(kind) if kind else None, pattern)
     if as_json:
         print_json([component.as_dict() for component in found])

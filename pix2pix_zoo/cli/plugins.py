@@ -1,15 +1,27 @@
-"""``zoo plugins``: installed plugins, their distributions and what each registered."""
+"""``zoo plugins``: installed plugins, their distributions and what each registered; ``zoo plugins
+new NAME`` writes a working plugin package to start from."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 from pix2pix_zoo.cli.output import print_json, print_table
 from pix2pix_zoo.plugins import plugin_records
+from pix2pix_zoo.scaffold import new_plugin
+
+app = typer.Typer(add_completion=False, invoke_without_command=True)
 
 
-def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+@app.callback()
+def plugins(
+    context: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")
+) -> None:
     """List the loaded plugins: distribution, version and the components each registered."""
+    if context.invoked_subcommand is not None:
+        return
     records = plugin_records()
     if as_json:
         print_json([record.as_dict() for record in records])
@@ -30,3 +42,14 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
             ]
         )
     print_table("plugins", ["plugin", "distribution", "version", "built-in", "registered"], rows, wrap=("registered",))
+
+
+@app.command("new")
+def new(
+    name: str = typer.Argument(..., metavar="NAME", help="The generator's name, e.g. mynet (lower case, digits, _)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write it (default: ./pix2pix-zoo-NAME)."),
+) -> None:
+    """Write a working plugin package (pyproject, a generator, conformance tests, README) to start from."""
+    folder = new_plugin(name, output)
+    typer.echo(str(folder))
+    typer.echo(f"next: pip install -e {folder}[test] && python -m pytest {folder / 'tests'}", err=True)

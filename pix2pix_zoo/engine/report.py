@@ -15,6 +15,7 @@ from torch import Tensor
 
 from pix2pix_zoo.atomic import write_text_atomic
 from pix2pix_zoo.engine.metrics import to_unit
+from pix2pix_zoo.errors import SpecError
 from pix2pix_zoo.interfaces import ImageCodec
 
 CURVE_WIDTH, CURVE_HEIGHT, MARGIN = 640, 220, 48
@@ -39,7 +40,12 @@ def open_codec(name: str) -> ImageCodec | None:
         return None
     from pix2pix_zoo.plugins import get_registry
 
-    return get_registry().get(name, "codec").build()
+    try:
+        component = get_registry().get(name, "codec")
+    except SpecError:
+        raise SpecError(f"the image codec {name!r} is not installed: install the plugin that provides it "
+                        "(`zoo components codec` lists the installed ones)") from None
+    return component.build()
 
 
 def picture(codec: ImageCodec | None, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -1,0 +1,67 @@
+"""``zoo plugins new NAME``: the package it writes installs with pip and works everywhere at once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from helpers import pip, run_env, run_main, run_zoo, shared_venv
+
+from pix2pix_zoo.scaffold import new_plugin
+
+
+def test_writes_the_package_and_refuses_to_overwrite(tmp_path):
+    folder = new_plugin("my_net", tmp_path / "plugin")
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    assert files == ["README.md", "pix2pix_zoo_my_net/__init__.py", "pyproject.toml", "tests/test_pix2pix_zoo_my_net.py"]
+    pyproject = (folder / "pyproject.toml").read_text()
+    assert 'name = "pix2pix-zoo-my-net"' in pyproject
+    assert '[project.entry-points.pix2pix_zoo]\nmy_net = "pix2pix_zoo_my_net"' in pyproject
+    assert "${" not in "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
+    compile((folder / "pix2pix_zoo_my_net" / "__init__.py").read_text(), "plugin", "exec")
+    with pytest.raises(Exception, match="already exists"):
+        new_plugin("my_net", folder)
+
+
+@pytest.mark.parametrize("name", ["MyNet", "my-net", "3net", ""])
+def test_bad_names_are_one_line_errors(capsys, tmp_path, name):
+    code, out, err = run_main(capsys, "plugins", "new", name, "--output", str(tmp_path / "p"))
+    assert code == 1 and out == "" and err.count("\n") == 1 and "lower case" in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_the_new_plugin_installs_passes_its_tests_and_trains(tmp_path):
+    made = run_zoo("plugins", "new", "tinynet", "--output", str(tmp_path / "tinynet"))
+    assert made.returncode == 0, made.stderr
+    folder = tmp_path / "tinynet"
+    assert made.stdout.strip() == str(folder) and "pip install" in made.stderr
+
+    python = shared_venv(tmp_path / "venv", with_this_install=True)
+    installed = pip(python, "install", str(folder), cwd=tmp_path)
+    assert installed.returncode == 0, installed.stderr
+
+    def zoo(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), "-m", "pix2pix_zoo", *args], capture_output=True, text=True,
+                              env=run_env(), cwd=tmp_path, timeout=600)
+
+    plugins = {record["name"]: record for record in json.loads(zoo("plugins", "--json").stdout)}
+    assert plugins["tinynet"]["distribution"] == "pix2pix-zoo-tinynet"
+    assert plugins["tinynet"]["registered"] == [{"kind": "generator", "name": "tinynet"}]
+    (generator,) = json.loads(zoo("components", "generator", "--filter", "tiny*", "--json").stdout)
+    assert generator["plugin"] == "tinynet" and [o["name"] for o in generator["options"]] == ["ngf", "depth"]
+
+    # The generated tests (the zoo's conformance checks) pass against the installed package.
+    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert " passed" in tests.stdout and "failed" not in tests.stdout
+
+    trained = zoo("train", "tinynet(ngf=4,depth=3)+patch16(ndf=4)+l1cgan", "--data", "synthfacades",
+                  "--data-opt", "size=32", "--data-opt", "count=8", "--preprocess", "none", "--epochs", "1",
+                  "--epochs-decay", "0", "--max-steps", "2", "--workers", "0", "--runs", str(tmp_path / "runs"),
+                  "--name", "tiny", "--no-progress")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    card = json.loads(zoo("info", "tinynet(ngf=4,depth=3)+patch16(ndf=4)+l1cgan", "--json").stdout)
+    assert card["generator"]["name"] == "tinynet"
+    assert (tmp_path / "runs" / "tiny" / "translator" / "model.safetensors").is_file()
