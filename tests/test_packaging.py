@@ -54,6 +54,10 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
         "pix2pix_zoo/registry_data/sat2map.toml",
         "pix2pix_zoo/catalog.py",
         "pix2pix_zoo/cli/translators.py",
+        "pix2pix_zoo/plugin_template/module/__init__.py.tmpl",
+        "pix2pix_zoo/plugin_template/tests/test_plugin.py.tmpl",
+        "pix2pix_zoo/plugin_template/pyproject.toml.tmpl",
+        "pix2pix_zoo/plugin_template/README.md.tmpl",
     ):
         assert module in names, module
     assert not any(n.startswith(("tests/", "plugins/", "registry/")) for n in names)
@@ -93,3 +97,7 @@ def test_non_editable_install_gives_a_working_zoo(wheel, tmp_path):
         capture_output=True, text=True, check=True, cwd=tmp_path,
     )
     assert data.stdout.strip() == "True"
+    scaffold = subprocess.run([str(zoo), "plugins", "new", "wheelnet", "--output", str(tmp_path / "wheelnet")],
+                              capture_output=True, text=True, cwd=tmp_path, env=run_env())
+    assert scaffold.returncode == 0, scaffold.stderr
+    assert (tmp_path / "wheelnet" / "pix2pix_zoo_wheelnet" / "__init__.py").is_file()
