@@ -1,7 +1,7 @@
 """The networks of pix2pix (Isola et al. 2017) and of its reference PyTorch implementation."""
 
 from pix2pix_zoo import hookimpl
-from pix2pix_zoo_nets import patchgan, resnet, unet
+from pix2pix_zoo_nets import patchgan, resnet, timm_unet, unet
 
 
 @hookimpl
@@ -29,6 +29,11 @@ def register_generators(register):
         "resnet_6blocks",
         resnet.resnet_6blocks,
         summary="ResNet generator, 6 residual blocks (reference default for 128x128)",
+    )
+    register(
+        "timm_unet",
+        timm_unet.timm_unet,
+        summary="U-Net decoder on a timm features_only encoder (backbone from timm.list_models())",
     )
 
 
