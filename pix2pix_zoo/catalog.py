@@ -246,8 +246,10 @@ def _user_entries() -> list[TranslatorEntry]:
     return entries
 
 
-def _plugin_entries() -> list[TranslatorEntry]:
+def plugin_entries() -> list[TranslatorEntry]:
+    """The entries plugins add through ``register_translators``, validated."""
     entries: list[TranslatorEntry] = []
+    host = get_host()
 
     def registrar(plugin_name: str):
         def register(entry: TranslatorEntry | Mapping[str, Any]) -> None:
@@ -256,17 +258,18 @@ def _plugin_entries() -> list[TranslatorEntry]:
                 entries.append(parse_entry(data, f"plugin {plugin_name!r}", plugin_name))
             except CatalogError as error:
                 raise PluginError(str(error)) from None  # a plugin's mistake, not the user's
+            host.note_added(plugin_name, "translator", entries[-1].name)
 
         return register
 
-    get_host().call_each("register_translators", lambda plugin_name: {"register": registrar(plugin_name)})
+    host.call_each("register_translators", lambda plugin_name: {"register": registrar(plugin_name)})
     return entries
 
 
 def load_catalog() -> dict[str, TranslatorEntry]:
     """Every entry by name: shipped, then the user's, then plugins'; a name defined twice is an error."""
     catalog: dict[str, TranslatorEntry] = {}
-    for entry in [*_shipped_entries(), *_user_entries(), *_plugin_entries()]:
+    for entry in [*_shipped_entries(), *_user_entries(), *plugin_entries()]:
         if entry.name in catalog:
             raise CatalogError(f"translator {entry.name!r} is defined twice: in {catalog[entry.name].where} and {entry.where}")
         catalog[entry.name] = entry

@@ -99,6 +99,8 @@ class DatasetInfo:
     """Approximate size of the archive at ``url`` in bytes."""
     manual_download: str = ""
     """For data the zoo may not download: one line saying how to get it."""
+    reads_your_files: bool = False
+    """It reads files the user names (``--data NAME:PATH``); nothing is downloaded or made."""
     codec: str = ""
     """The registered :class:`ImageCodec` that shows the pairs as pictures when the dataset is used in
     its default direction (``""``: A and B are plain grey or RGB images). Reversed, the pairs are

@@ -48,6 +48,9 @@ class PluginRecord:
     version: str | None = None
     builtin: bool = False
     registered: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, name) of each component in the registry."""
+    added: list[tuple[str, str]] = field(default_factory=list)
+    """What it adds outside the registry: ("translator", name) catalog entries, ("command", name)."""
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -56,7 +59,7 @@ class PluginRecord:
             "distribution": self.distribution,
             "version": self.version,
             "builtin": self.builtin,
-            "registered": [{"kind": kind, "name": name} for kind, name in self.registered],
+            "registered": [{"kind": kind, "name": name} for kind, name in [*self.registered, *self.added]],
             "error": self.error,
         }
 
@@ -162,6 +165,12 @@ class PluginHost:
                 record = record or self.records.setdefault(impl.plugin_name, PluginRecord(impl.plugin_name))
                 self._fail(record, error, f"raised in {hook_name}")
 
+    def note_added(self, plugin_name: str, kind: str, name: str) -> None:
+        """Record a catalog entry or command a plugin added (shown by ``zoo plugins``)."""
+        record = self.records.setdefault(plugin_name, PluginRecord(plugin_name))
+        if (kind, name) not in record.added:
+            record.added.append((kind, name))
+
     @property
     def registry(self) -> Registry:
         """The registry of every loaded plugin's components, built on first use."""
@@ -227,7 +236,11 @@ def unregister(name: str) -> None:
 
 
 def plugin_records() -> list[PluginRecord]:
-    """Every plugin that was loaded or failed to load, with what it registered."""
+    """Every plugin that was loaded or failed to load, with what it registered (components and
+    catalog entries; commands too once the command line was built)."""
+    from pix2pix_zoo.catalog import plugin_entries
+
     host = get_host()
     host.registry  # noqa: B018 - building the registry fills in what each plugin registered
+    plugin_entries()  # so do the catalog's hooks, for translators
     return list(host.records.values())

@@ -17,7 +17,7 @@ import torch
 from helpers import run_zoo
 from safetensors.torch import load_file
 
-from pix2pix_zoo import catalog, hookimpl
+from pix2pix_zoo import catalog, hookimpl, plugins
 from pix2pix_zoo.errors import CatalogError, DataError, PluginError
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import WEIGHTS_FILE, read_card
@@ -125,6 +125,8 @@ def test_plugin_entries(home, register_plugin):
 
     register_plugin(Plugin(), "maps_plugin")
     assert catalog.find_translator("plugin_sat2map").origin == "maps_plugin"
+    (record_of_plugin,) = [r for r in plugins.plugin_records() if r.name == "maps_plugin"]
+    assert record_of_plugin.as_dict()["registered"] == [{"kind": "translator", "name": "plugin_sat2map"}]
 
     class Broken:
         @hookimpl

@@ -9,10 +9,11 @@ import typing
 
 import pytest
 import torch
+from pix2pix_zoo_nets import patchgan, register_discriminators, register_generators, resnet, timm_unet, unet
 from torch import nn
 
 from pix2pix_zoo.layers import NORMS
-from pix2pix_zoo_nets import patchgan, register_discriminators, register_generators, resnet, unet
+from pix2pix_zoo.testing import measure_receptive_field
 
 GENERATORS = {
     "unet_256": unet.unet_256,
@@ -65,7 +66,8 @@ def registrations(hook) -> dict[str, tuple]:
 def test_hooks_register_every_network_with_a_one_line_summary():
     generators = registrations(register_generators)
     discriminators = registrations(register_discriminators)
-    assert {name: entry[0] for name, entry in generators.items()} == GENERATORS
+    # timm_unet (the timm-backbone family, tests/test_timm_unet.py) has no dropout and its own sizes.
+    assert {name: entry[0] for name, entry in generators.items()} == {**GENERATORS, "timm_unet": timm_unet.timm_unet}
     assert {name: entry[0] for name, entry in discriminators.items()} == DISCRIMINATORS
     assert generators["unet_256"][1] == ("unet",)
     assert generators["encdec_256"][1] == ("encdec",)
@@ -280,33 +282,7 @@ def test_initialisation_statistics(build):
 # --- receptive fields ----------------------------------------------------------------------------
 
 
-def measured_receptive_field(net: nn.Module, size: int) -> int:
-    """Side of the input square that the centre logit depends on, from its input gradient.
-
-    All weights are made positive (LeakyReLU slopes and eval-mode batch-norm scales already are),
-    so every path from an input pixel to the logit adds a positive term: no gradient can cancel to
-    an accidental zero inside the field. Batch norm in eval mode keeps locations independent.
-    """
-    net = net.double().eval()
-    with torch.no_grad():
-        for parameter in net.parameters():
-            parameter.abs_()
-    pair = torch.rand(1, 6, size, size, dtype=torch.float64, requires_grad=True)
-    logits = net(pair)
-    logits[0, 0, logits.shape[2] // 2, logits.shape[3] // 2].backward()
-    sensitive = pair.grad.abs().sum((0, 1)) > 0
-    rows = sensitive.any(1).nonzero().flatten()
-    cols = sensitive.any(0).nonzero().flatten()
-    # The field must lie inside the input, or it would be measured cut off.
-    assert rows.min() > 0 and cols.min() > 0 and rows.max() < size - 1 and cols.max() < size - 1
-    height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-    assert height == width
-    # And be filled: a hole would mean a cancellation the positive weights should rule out.
-    assert sensitive.sum() == height * width
-    return int(height)
-
-
 @pytest.mark.parametrize("name", DISCRIMINATORS)
 def test_receptive_field_measured_from_gradients(name):
     net = DISCRIMINATORS[name](6, ndf=2)
-    assert measured_receptive_field(net, size=320) == RECEPTIVE_FIELD[name] == net.receptive_field
+    assert measure_receptive_field(net, 6, size=320) == RECEPTIVE_FIELD[name] == net.receptive_field

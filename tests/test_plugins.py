@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import run_zoo
+from helpers import run_main, run_zoo
 from torch import nn
 
 from pix2pix_zoo import hookimpl
@@ -231,7 +231,7 @@ def test_register_validates_name_and_signature(register_plugin, fresh_plugins, n
         fresh_plugins.get_registry()
 
 
-def test_plugin_command(register_plugin):
+def test_plugin_command(register_plugin, capsys):
     import typer
 
     from pix2pix_zoo.cli import main
@@ -246,10 +246,22 @@ def test_plugin_command(register_plugin):
                 """Say hello."""
                 calls.append(who)
 
+    class TwoCommands:
+        @hookimpl
+        def register_commands(self, app: typer.Typer):
+            app.command("first")(lambda: None)
+            app.add_typer(typer.Typer(), name="group-two")
+
     register_plugin(CommandPlugin(), name="commands")
+    register_plugin(TwoCommands(), name="two")
     with pytest.raises(SystemExit) as exit_info:
         main(["hello", "--who", "plugin"])
     assert exit_info.value.code == 0 and calls == ["plugin"]
+    # `zoo plugins` says which plugin added which command.
+    code, out, _ = run_main(capsys, "plugins", "--json")
+    added = {r["name"]: [(e["kind"], e["name"]) for e in r["registered"]] for r in json.loads(out)}
+    assert code == 0 and added["commands"] == [("command", "hello")]
+    assert added["two"] == [("command", "first"), ("command", "group-two")]
 
 
 def test_dataset_plugin_registers_and_builds(register_plugin, capsys):

@@ -183,6 +183,19 @@ def test_bad_image_is_named_or_skipped(tmp_path):
     assert metrics[-1]["skipped_images"] == 1
 
 
+def test_held_out_figures_fall_back_to_val_when_there_is_no_test_folder(tmp_path):
+    root = tmp_path / "pairs"
+    for split, count in (("train", 4), ("val", 2)):
+        (root / split).mkdir(parents=True)
+        for index in range(count):
+            Image.new("RGB", (64, 32), (index * 40, 90, 0)).save(root / split / f"{index}.png")
+    config = tiny_config(data=f"folder:{root}", data_options={}, max_steps=1, crop_size=32, load_size=32,
+                         preprocess="crop")
+    Trainer(config, tmp_path / "run", progress=False).fit()
+    evaluation = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert evaluation["split"] == "val" and evaluation["pairs"] == 2
+
+
 def test_cli_errors_are_one_line(tmp_path):
     cases = [
         (["train", "unet+patch70+l1cgan", "--data", "no_such_data"], "unknown dataset 'no_such_data'"),

@@ -54,8 +54,33 @@ def make_app() -> typer.Typer:
     app.command("publish")(translators.publish)
     app.command("translate")(translate.translate)
     app.command("eval")(evaluate.evaluate)
-    get_host().call_each("register_commands", lambda plugin_name: {"app": app})
+    _add_plugin_commands(app, get_host())
     return app
+
+
+def _add_plugin_commands(app: typer.Typer, host) -> None:
+    """Call every plugin's ``register_commands`` and note which commands each one added.
+
+    The hooks run one after another, so the commands that appeared after a plugin's call began
+    (and before the next plugin's) are that plugin's.
+    """
+
+    def names() -> list[str]:
+        commands = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback]
+        return commands + [g.name for g in app.registered_groups if g.name]
+
+    calls: list[tuple[str, list[str]]] = []
+
+    def arguments(plugin_name: str) -> dict:
+        calls.append((plugin_name, names()))
+        return {"app": app}
+
+    host.call_each("register_commands", arguments)
+    after = [before for _, before in calls[1:]] + [names()]
+    for (plugin_name, before), later in zip(calls, after):
+        for name in later:
+            if name not in before:
+                host.note_added(plugin_name, "command", name)
 
 
 def main(argv: list[str] | None = None, prog_name: str = "zoo") -> None:

@@ -52,7 +52,7 @@ def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print JSON
 def _status(entry: catalog.DatasetEntry) -> str:
     """Origin and download state in a word or two (``--json`` has them apart, with the URL)."""
     if entry.downloaded is None:
-        return "your files" if entry.info is None else "embedded"
+        return "your files" if entry.reads_your_files else "embedded"
     made = "prepared" if entry.origin == "local" else "downloaded"
     return made if entry.downloaded else f"not {made}"
 

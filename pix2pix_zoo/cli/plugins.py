@@ -29,7 +29,7 @@ def plugins(
     rows = []
     for record in records:
         by_kind: dict[str, list[str]] = {}
-        for kind, name in record.registered:
+        for kind, name in [*record.registered, *record.added]:
             by_kind.setdefault(kind, []).append(name)
         registered = "; ".join(f"{kind}s: {', '.join(names)}" for kind, names in by_kind.items())
         rows.append(

@@ -74,16 +74,21 @@ class DatasetEntry:
         return cls(component.name, component.plugin, component.summary, info, prepare, Path(root))
 
     @property
+    def reads_your_files(self) -> bool:
+        """Whether it reads files the user names (``NAME:PATH``) rather than downloading or making them."""
+        return self.info is None or self.info.reads_your_files
+
+    @property
     def origin(self) -> str:
         """The URL it is downloaded from, ``"embedded"`` (made by its plugin) or ``"local"`` (files you provide)."""
-        if self.info is None or self.info.manual_download:
+        if self.reads_your_files or self.info.manual_download:
             return "local"
         return dataset_url(self.info) or "embedded"
 
     @property
     def path(self) -> Path | None:
         """Where it is downloaded or prepared to; None for embedded data and readers of your files."""
-        return None if self.info is None or self.origin == "embedded" else self.root / self.name
+        return None if self.reads_your_files or self.origin == "embedded" else self.root / self.name
 
     @property
     def downloaded(self) -> bool | None:
@@ -130,7 +135,7 @@ def download_dataset(name: str, *, progress: bool = True) -> tuple[Path, bool]:
     Returns its folder and whether it was downloaded now (False: it was there already).
     """
     entry = find_dataset(name)
-    if entry.info is None:
+    if entry.reads_your_files:
         raise DataError(
             f"dataset {entry.name!r} reads your own files ({entry.name}:PATH); there is nothing to download"
         )

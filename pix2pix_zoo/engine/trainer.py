@@ -331,21 +331,21 @@ class Trainer:
             x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
         return x, y
 
-    def _eval_split(self) -> str | None:
-        if self.config.eval_split:
-            return self.config.eval_split
-        return next((s for s in EVAL_SPLITS if s in self.info.splits), None)
-
     @functools.cached_property
+    def _held_out_split(self) -> tuple[str, PairedDataset] | None:
+        """The held-out split (``--eval-split``, else test, else val) and its pairs, opened once; None
+        when the dataset has none of them (a folder of your files may have only some)."""
+        splits = [self.config.eval_split] if self.config.eval_split else [s for s in EVAL_SPLITS if s in self.info.splits]
+        for split in splits:
+            try:
+                return split, open_dataset(self.config.data, split, **self.config.data_options)
+            except DataError:
+                continue
+        return None
+
+    @property
     def _held_out(self) -> PairedDataset | None:
-        """The held-out split (test, else val), opened once; None when the dataset has neither."""
-        split = self._eval_split()
-        if split is None:
-            return None
-        try:
-            return open_dataset(self.config.data, split, **self.config.data_options)
-        except DataError:
-            return None
+        return self._held_out_split[1] if self._held_out_split is not None else None
 
     def _sample_batch(self) -> tuple[Tensor, Tensor]:
         """Fixed pairs for the sample grids: the first held-out ones, else the first training ones."""
@@ -597,7 +597,7 @@ class Trainer:
         batches = ((*self._prepare(batch, None, train=False), batch["name"]) for batch in loader)
         torch.manual_seed(self.config.seed)
         with inference_mode(generator, "paper"):
-            return evaluate_batches(batches, candidates, self._eval_split()).summary()
+            return evaluate_batches(batches, candidates, self._held_out_split[0]).summary()
 
     def _mean_training_target(self) -> Tensor:
         """The per-pixel mean of the training targets (prepared as for evaluation)."""
