@@ -100,7 +100,7 @@ def test_plugins_components_and_catalog_show_it(third_party):
     assert facts == (DISTRIBUTION, "0.1.0", False, None)
     assert {"kind": "dataset", "name": "colorize"} in record["registered"]
     assert {"kind": "codec", "name": "lab_colorize"} in record["registered"]
-    assert {"kind": "translator", "name": "colorize_synth_demo"} in record["registered"]
+    assert {"kind": "translator", "name": "colorize_synthfacades_demo"} in record["registered"]
     assert {"kind": "command", "name": "colorize-scan"} in record["registered"]
 
     result = third_party.zoo("components", "--json")
@@ -110,7 +110,7 @@ def test_plugins_components_and_catalog_show_it(third_party):
 
     result = third_party.zoo("list", "--json")
     entries = {entry["name"]: entry for entry in json.loads(result.stdout)}
-    assert entries["colorize_synth_demo"]["origin"] == "colorize" and "sat2map" in entries
+    assert entries["colorize_synthfacades_demo"]["origin"] == "colorize" and "sat2map" in entries
 
     result = third_party.zoo("data", "info", "colorize", "--json")
     facts = json.loads(result.stdout)
@@ -147,12 +147,17 @@ def test_translate_gives_rgb_pictures(third_party, run_dir):
         assert image.mode == "RGB" and image.size == (80, 48)
 
 
-def test_its_catalog_entry_pulls_from_a_mirror(third_party, run_dir, http_server):
-    # The demo entry's spec is the one trained above: serve that translator under the entry's file name.
-    shutil.copy(run_dir / "translator" / "model.safetensors", http_server.folder / "colorize_synth_demo.safetensors")
-    result = third_party.zoo("pull", "colorize_synth_demo", **{MIRROR_VARIABLE: http_server.url})
+def test_its_shipped_translator_pulls_verified_and_colours(third_party):
+    # The weights ship inside the installed package (a file:// URL there, with its sha256).
+    result = third_party.zoo("list", "colorize_synthfacades_demo", "--json")
+    (entry,) = json.loads(result.stdout)
+    assert entry["weights"]["url"].startswith("file://") and str(third_party.root / "venv") in entry["weights"]["url"]
+    assert (entry["verification"], entry["downloaded"]) == ("published", False)
+    result = third_party.zoo("pull", "colorize_synthfacades_demo")
     assert result.returncode == 0, result.stderr
-    result = third_party.zoo("translate", "colorize_synth_demo", str(third_party.photos / "test" / "0.png"),
+    (entry,) = json.loads(third_party.zoo("list", "colorize_synthfacades_demo", "--json").stdout)
+    assert entry["downloaded"] and entry["verification"] == "published"
+    result = third_party.zoo("translate", "colorize_synthfacades_demo", str(third_party.photos / "test" / "0.png"),
                              "-o", "pulled", "--device", "cpu", "--no-progress")
     assert result.returncode == 0, result.stderr
     with Image.open(third_party.root / "pulled" / "0.png") as image:

@@ -25,7 +25,7 @@ def _print_version(value: bool) -> None:
 
 def make_app() -> typer.Typer:
     """The root app with the built-in commands and every plugin's ``register_commands``."""
-    from pix2pix_zoo.cli import components, data, evaluate, info, plugins, train, translators, translate
+    from pix2pix_zoo.cli import components, data, evaluate, info, plugins, train, translate, translators
     from pix2pix_zoo.plugins import get_host
 
     app = typer.Typer(

@@ -6,6 +6,7 @@ Run them with the plugin installed: ``python -m pytest plugins/examples/pix2pix-
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.testing import check_dataset, check_plugin
-from pix2pix_zoo.translator import Card, Translator
+from pix2pix_zoo.translator import Card, Translator, read_card
 
 
 def colourful(height: int, width: int, seed: int) -> np.ndarray:
@@ -156,6 +157,11 @@ def test_scan_of_a_missing_folder_is_one_line(tmp_path):
 
 
 def test_the_demo_translator_is_in_the_catalog():
-    entry = find_translator("colorize_synth_demo")
+    entry = find_translator("colorize_synthfacades_demo")
     assert entry.origin == "colorize" and (entry.in_channels, entry.out_channels) == (1, 2)
-    assert entry.sha256 is None  # unknown until the first pull records it
+    # The shipped file is the one the entry describes.
+    weights = pix2pix_zoo_colorize.DEMO_WEIGHTS
+    assert entry.url == weights.as_uri() and entry.size_bytes == weights.stat().st_size
+    assert entry.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    card = read_card(weights)
+    assert card.codec == "lab_colorize" and card.spec == entry.spec and (card.in_channels, card.out_channels) == (1, 2)
