@@ -19,9 +19,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pix2pix_zoo_colorize
 from PIL import Image
 
-import pix2pix_zoo_colorize
 from pix2pix_zoo import plugins
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.engine.config import TrainConfig
