@@ -63,6 +63,10 @@ def shared_venv(env_dir: Path, *, with_this_install: bool) -> Path:
     shared = sysconfig.get_paths()["purelib"]
     line = f"import site; site.addsitedir({shared!r})" if with_this_install else shared
     (Path(site) / "shared_environment.pth").write_text(line + "\n")
+    # Build with this environment's setuptools, not the older one venv bundles (which cannot make a
+    # wheel without the separate `wheel` package, absent from a fresh install of the project).
+    subprocess.run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", "setuptools"], check=True,
+                   capture_output=True)
     return python
 
 
