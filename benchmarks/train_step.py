@@ -9,8 +9,10 @@ For each batch size it runs, each in a fresh subprocess (so peak memory is that 
   passes on fake and real pairs, BCE-with-logits against target tensors, plain per-parameter Adam,
   fp32, contiguous memory, no compilation);
 * our step (``pix2pix_zoo.engine.gan_step`` with the trainer's optimiser choice, fused Adam) in each
-  variant asked for: ``eager`` (fp32) or a ``+``-joined set of ``channels_last``, ``bf16`` (autocast)
-  and ``compile`` (torch.compile of G and D).
+  variant asked for: ``eager`` (fp32) or a ``+``-joined set of ``channels_last``, ``bf16`` (autocast),
+  ``compile`` (torch.compile of G and D) and ``tuned`` (the trainer's CPU tuning, on by default in
+  ``zoo train`` on a CPU in fp32: native kernels for small maps, freed memory kept; see
+  ``pix2pix_zoo.engine.cpu_tuning``).
 
 Every run starts from the same weights and sees the same batches, so the losses of the first steps
 must agree (to rounding in fp32, to bf16's precision otherwise); the script prints the largest
@@ -91,6 +93,13 @@ def run_one(args: argparse.Namespace) -> dict:
     else:
         opt_g, opt_d = make_optimizers(models)
         amp = Amp("bf16" if "bf16" in flags else "fp32", device.type)
+        if "tuned" in flags:
+            from pix2pix_zoo.engine.cpu_tuning import keep_freed_memory, use_native_small_convolutions
+
+            x, y = batches[0]
+            use_native_small_convolutions(models.generator, x)
+            use_native_small_convolutions(models.discriminator, models.objective.discriminator_input(x, y))
+            keep_freed_memory()
         train_g, train_d = models.generator, models.discriminator
         judge = models.discriminator
         if "compile" in flags:
@@ -149,7 +158,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--variants", default="eager,channels_last,bf16,compile,compile+channels_last")
+    parser.add_argument("--variants", default=None,
+                        help="default: eager,tuned,channels_last,bf16,compile,compile+channels_last (no tuned on GPUs)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant in this process
     args = parser.parse_args()
@@ -158,6 +168,9 @@ def main() -> None:
         print(json.dumps(run_one(args)))
         return
 
+    if args.variants is None:
+        tuned = "" if args.device.startswith("cuda") else "tuned,"
+        args.variants = f"eager,{tuned}channels_last,bf16,compile,compile+channels_last"
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.spec} at {args.size}x{args.size} on {name}, torch {torch.__version__}; {args.steps} timed steps")
     print(f"{'batch':>5} {'variant':<14} {'img/s':>8} {'vs ref':>7} {'peak MiB':>9} {'loss rel. diff':>15}")

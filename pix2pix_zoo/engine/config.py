@@ -49,6 +49,7 @@ class TrainConfig:
     precision: Precision = "fp32"
     channels_last: bool = False
     compile: bool = False
+    cpu_tuning: bool = True  # on a CPU in fp32 eager mode: see pix2pix_zoo.engine.cpu_tuning
     optimizer_impl: OptimizerImpl = "auto"
     ema_decay: float = 0.0  # 0: no EMA of the generator
     workers: int = 2

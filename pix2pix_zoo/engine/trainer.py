@@ -43,6 +43,7 @@ from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient
 from pix2pix_zoo.engine import distributed
 from pix2pix_zoo.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pix2pix_zoo.engine.config import TrainConfig
+from pix2pix_zoo.engine.cpu_tuning import keep_freed_memory, use_native_small_convolutions
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
 from pix2pix_zoo.engine.report import open_codec, picture, sample_grid, write_report
 from pix2pix_zoo.evaluation import evaluate_batches
@@ -202,6 +203,7 @@ class Trainer:
             )
         except ValueError as error:
             raise SpecError(str(error)) from None
+        self.cpu_tuning = self._tune_for_cpu()
         # Everything that can be wrong with the settings or the data has been checked: now write.
         self._prepare_run_dir(resume, overwrite)
         self._place_models()
@@ -265,8 +267,24 @@ class Trainer:
                 "versions": package_versions(),
                 "world_size": self.ranks.world_size,
                 "device": str(self.device),
+                "cpu_tuning": self.cpu_tuning,
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             })
+
+    def _tune_for_cpu(self) -> dict[str, Any] | None:
+        """On a CPU in fp32 eager mode, :mod:`~pix2pix_zoo.engine.cpu_tuning`'s speed-ups (for the
+        shape of the first training pair); what was done, or None where they do not apply."""
+        config = self.config
+        if not config.cpu_tuning or self.device.type != "cpu" or config.precision != "fp32":
+            return None
+        if config.compile or config.channels_last:  # those bring their own kernels
+            return None
+        x, y = self._prepare(collate_guarded([self.dataset[0]]), None, train=False)
+        moved = {"generator": use_native_small_convolutions(self.models.generator, x)}
+        if self.models.discriminator is not None:
+            judged = self.models.objective.discriminator_input(x, y)
+            moved["discriminator"] = use_native_small_convolutions(self.models.discriminator, judged)
+        return {"native_small_convolutions": moved, "keep_freed_memory": keep_freed_memory()}
 
     def _check_sizes(self) -> None:
         multiple = self.models.generator.size_multiple
