@@ -58,8 +58,8 @@ def test_only_small_maps_move_and_the_state_dict_stays():
     reference = copy.deepcopy(generator)
     moved = use_native_small_convolutions(generator, torch.zeros(1, 3, 256, 256))
     native = [m for m in generator.modules() if isinstance(m, (NativeConv2d, NativeConvTranspose2d))]
-    # Down: inputs of 8x8, 4x4, 2x2 (3 layers); up: inputs of 1x1 ... 8x8 (4 layers).
-    assert moved == len(native) == 7 and SMALL_MAP == 64
+    # Down: inputs of 16x16 ... 2x2 (4 layers); up: inputs of 1x1 ... 16x16 (5 layers).
+    assert moved == len(native) == 9 and SMALL_MAP == 256
     assert generator.state_dict().keys() == before.keys()
     assert all(torch.equal(v, before[k]) for k, v in generator.state_dict().items())
     assert generator.training  # the probe put it back as it was
@@ -67,7 +67,7 @@ def test_only_small_maps_move_and_the_state_dict_stays():
     x = torch.rand(1, 3, 256, 256) * 2 - 1
     with torch.no_grad():
         assert torch.allclose(generator(x), reference(x), atol=1e-5)
-    assert sum(isinstance(m, (NativeConv2d, NativeConvTranspose2d)) for m in copy.deepcopy(generator).modules()) == 7
+    assert sum(isinstance(m, (NativeConv2d, NativeConvTranspose2d)) for m in copy.deepcopy(generator).modules()) == 9
 
 
 def test_keep_freed_memory_applies_on_glibc():
@@ -80,7 +80,7 @@ def test_the_trainer_tunes_cpu_runs_and_says_so(tmp_path):
                          epochs_decay=0, max_steps=1, workers=0, device="cpu")
     Trainer(config, tmp_path / "run", progress=False).fit()
     tuning = json.loads((tmp_path / "run" / "config.json").read_text())["cpu_tuning"]
-    assert tuning == {"native_small_convolutions": {"generator": 7, "discriminator": 0}, "keep_freed_memory": True}
+    assert tuning == {"native_small_convolutions": {"generator": 9, "discriminator": 0}, "keep_freed_memory": True}
     config.cpu_tuning = False
     Trainer(config, tmp_path / "plain", progress=False).fit()
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["cpu_tuning"] is None

@@ -1,11 +1,12 @@
 """Training on a CPU: two things torch's defaults leave on the table, both measured by
 ``benchmarks/train_step.py`` (unet_256+patch70+l1cgan, 256x256, batch 1, 2-core Xeon; ms per step):
 
-* **Convolutions on small feature maps** (the U-Net's inner levels: 512-1024 channels at 8x8 and
-  less) run 2-3x faster through ATen's native im2col + GEMM kernels than through oneDNN, which
+* **Convolutions on small feature maps** (the U-Net's inner levels: 512-1024 channels at 16x16 and
+  less) run up to 3x faster through ATen's native im2col + GEMM kernels than through oneDNN, which
   reorders their large weights on every call; on large maps oneDNN is as fast or faster. Measured
-  forward + backward, oneDNN vs native: transposed 1024->512 at 4x4 55 vs 20 ms, at 8x8 64 vs 33;
-  512->512 at 4x4 17 vs 6; 256->512 at 32x32 15 vs 15; 128->256 at 64x64 14 vs 17.
+  forward + backward, oneDNN vs native, by the input map: transposed 1024->512 at 4x4 55 vs 20 ms,
+  at 8x8 64 vs 33; 512->512 at 4x4 17 vs 6, at 16x16 22 vs 12; 256->512 at 32x32 15 vs 15;
+  128->256 at 64x64 14 vs 17.
   :func:`use_native_small_convolutions` moves the layers whose input map has at most
   :data:`SMALL_MAP` positions to the native kernels (the whole step: 561 -> 522 ms).
 * **Freed memory going back to the kernel.** glibc hands large blocks back with ``munmap`` when they
@@ -28,8 +29,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-SMALL_MAP = 64
-"""Feature maps of at most this many positions (8x8) go to the native kernels."""
+SMALL_MAP = 256
+"""Feature maps of at most this many positions (16x16) go to the native kernels."""
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
