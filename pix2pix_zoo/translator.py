@@ -269,10 +269,10 @@ class Translator:
         codec's rendering of it with the input it came from (``[C_in, H, W]``, from :meth:`to_tensor`)."""
         from pix2pix_zoo.engine.report import picture, to_rgb
 
-        if self.codec is None and output.shape[0] not in (1, 3):
-            raise ZooError(f"this translator makes {output.shape[0]}-channel output: use translate() for tensors")
         if self.codec is not None:
             output = picture(self.codec, source[None].cpu(), output[None].cpu())[0]
+        elif output.shape[0] not in (1, 3):
+            raise ZooError(f"this translator makes {output.shape[0]}-channel output: use translate() for tensors")
         rgb = to_rgb(output[None].cpu())[0].permute(1, 2, 0).numpy()
         return Image.fromarray(rgb[..., 0], "L") if output.shape[0] == 1 else Image.fromarray(rgb, "RGB")
 
