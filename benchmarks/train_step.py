@@ -1,7 +1,8 @@
 """Training-step throughput and peak memory: a reference-style eager fp32 loop against our trainer's step.
 
     python benchmarks/train_step.py [--spec unet_256+patch70+l1cgan] [--size 256] [--batch 1 4]
-                                    [--steps 8] [--device cpu|cuda] [--variants eager,bf16+channels_last,...]
+                                    [--steps 8] [--rounds 1] [--device cpu|cuda]
+                                    [--variants eager,bf16+channels_last,...]
 
 For each batch size it runs, each in a fresh subprocess (so peak memory is that run's own):
 
@@ -11,12 +12,15 @@ For each batch size it runs, each in a fresh subprocess (so peak memory is that 
 * our step (``pix2pix_zoo.engine.gan_step`` with the trainer's optimiser choice, fused Adam) in each
   variant asked for: ``eager`` (fp32) or a ``+``-joined set of ``channels_last``, ``bf16`` (autocast),
   ``compile`` (torch.compile of G and D) and ``tuned`` (the trainer's CPU tuning, on by default in
-  ``zoo train`` on a CPU in fp32: native kernels for small maps, freed memory kept; see
-  ``pix2pix_zoo.engine.cpu_tuning``).
+  ``zoo train`` on a CPU in fp32: native kernels for small maps, channels-last activations in D,
+  freed memory kept; see ``pix2pix_zoo.engine.cpu_tuning``).
 
 Every run starts from the same weights and sees the same batches, so the losses of the first steps
 must agree (to rounding in fp32, to bf16's precision otherwise); the script prints the largest
 relative difference. Images/s are measured after two warm-up steps (compilation happens there).
+With ``--rounds N`` every variant runs N times, the variants interleaved; the table gives the median
+images/s, the median of the per-round ratios to the reference and their range: a shared 2-core
+machine's speed drifts by 10-20% between minutes, so one round's ratio can mislead.
 It also prints the images/s the data loader delivers (synthfacades, decoded and collated), to show
 whether loading can keep up with the step. Figures, not pass/fail.
 """
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -94,12 +99,9 @@ def run_one(args: argparse.Namespace) -> dict:
         opt_g, opt_d = make_optimizers(models)
         amp = Amp("bf16" if "bf16" in flags else "fp32", device.type)
         if "tuned" in flags:
-            from pix2pix_zoo.engine.cpu_tuning import keep_freed_memory, use_native_small_convolutions
+            from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu
 
-            x, y = batches[0]
-            use_native_small_convolutions(models.generator, x)
-            use_native_small_convolutions(models.discriminator, models.objective.discriminator_input(x, y))
-            keep_freed_memory()
+            tune_for_cpu(models, *batches[0])
         train_g, train_d = models.generator, models.discriminator
         judge = models.discriminator
         if "compile" in flags:
@@ -161,6 +163,8 @@ def main() -> None:
     parser.add_argument("--variants", default=None,
                         help="default: eager,tuned,channels_last,bf16,compile,compile+channels_last (no tuned on GPUs)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every variant this many times, interleaved; print medians and the ratio range")
     parser.add_argument("--variant", help=argparse.SUPPRESS)  # internal: run one variant in this process
     args = parser.parse_args()
     if args.variant:
@@ -173,26 +177,40 @@ def main() -> None:
         args.variants = f"eager,{tuned}channels_last,bf16,compile,compile+channels_last"
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.spec} at {args.size}x{args.size} on {name}, torch {torch.__version__}; {args.steps} timed steps")
-    print(f"{'batch':>5} {'variant':<14} {'img/s':>8} {'vs ref':>7} {'peak MiB':>9} {'loss rel. diff':>15}")
+    print(f"{'batch':>5} {'variant':<22} {'img/s':>8} {'vs ref':>7} {'ratio range':>12} {'peak MiB':>9} "
+          f"{'loss rel. diff':>15}")
+    variants = ["reference", *args.variants.split(",")]
     for batch in args.batch:
-        results = []
-        for variant in ["reference", *args.variants.split(",")]:
-            command = [sys.executable, __file__, "--spec", args.spec, "--size", str(args.size), "--batch", str(batch),
-                       "--steps", str(args.steps), "--device", args.device, "--variant", variant]
-            out = subprocess.run(command, capture_output=True, text=True)
-            if out.returncode:
-                print(f"{batch:>5} {variant:<14} failed: {out.stderr.strip().splitlines()[-1]}")
+        runs: dict[str, list[dict]] = {variant: [] for variant in variants}
+        ratios: dict[str, list[float]] = {variant: [] for variant in variants}
+        for _ in range(args.rounds):
+            # Rounds interleave the variants, so a slow spell of the machine hits them all alike;
+            # each ratio is taken against the reference run of its own round.
+            for variant in variants:
+                command = [sys.executable, __file__, "--spec", args.spec, "--size", str(args.size), "--batch",
+                           str(batch), "--steps", str(args.steps), "--device", args.device, "--variant", variant]
+                out = subprocess.run(command, capture_output=True, text=True)
+                if out.returncode:
+                    print(f"{batch:>5} {variant:<22} failed: {out.stderr.strip().splitlines()[-1]}")
+                    continue
+                runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                if runs["reference"]:
+                    ratios[variant].append(runs[variant][-1]["images_per_s"] / runs["reference"][-1]["images_per_s"])
+        if not runs["reference"]:
+            continue
+        reference_losses = runs["reference"][0]["losses"]
+        for variant, results in runs.items():
+            if not results:
                 continue
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        reference = results[0]
-        for result in results:
             diff = max(abs(a - b) / max(abs(b), 1e-12)
-                       for pair, ref in zip(result["losses"], reference["losses"]) for a, b in zip(pair, ref))
-            print(f"{batch:>5} {result['variant']:<14} {result['images_per_s']:>8.2f} "
-                  f"{result['images_per_s'] / reference['images_per_s']:>6.2f}x {result['peak_bytes'] / 2**20:>9.0f} "
-                  f"{diff:>15.2e}")
+                       for result in results for pair, ref in zip(result["losses"], reference_losses)
+                       for a, b in zip(pair, ref))
+            spread = f"{min(ratios[variant]):.2f}-{max(ratios[variant]):.2f}" if len(ratios[variant]) > 1 else ""
+            print(f"{batch:>5} {variant:<22} {statistics.median(r['images_per_s'] for r in results):>8.2f} "
+                  f"{statistics.median(ratios[variant]):>6.2f}x {spread:>12} "
+                  f"{max(r['peak_bytes'] for r in results) / 2**20:>9.0f} {diff:>15.2e}")
         loading = loader_throughput(args.size, batch, args.workers)
-        print(f"{batch:>5} {'data loader':<14} {loading:>8.2f}  ({args.workers} workers, synthfacades decode+collate)")
+        print(f"{batch:>5} {'data loader':<22} {loading:>8.2f}  ({args.workers} workers, synthfacades decode+collate)")
 
 
 if __name__ == "__main__":

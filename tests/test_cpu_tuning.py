@@ -1,5 +1,6 @@
-"""CPU tuning: the native-kernel convolutions compute what oneDNN's do (forward and every gradient),
-only small maps move, the state dict is untouched, and the trainer's choice is deterministic."""
+"""CPU tuning: the native-kernel and channels-last convolutions compute what the default ones do
+(forward and every gradient), only small maps move, the state dict is untouched, and the trainer's
+choice is deterministic."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from torch import nn
 from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.cpu_tuning import (
     SMALL_MAP,
+    ChannelsLastConv2d,
+    ChannelsLastConvTranspose2d,
     NativeConv2d,
     NativeConvTranspose2d,
     keep_freed_memory,
+    use_channels_last_convolutions,
     use_native_small_convolutions,
 )
 from pix2pix_zoo.engine.trainer import Trainer
@@ -31,14 +35,17 @@ from pix2pix_zoo.spec import resolve
     nn.ConvTranspose2d(6, 8, 3, 2, 1, output_padding=1),
 ], ids=lambda layer: repr(layer))
 @pytest.mark.parametrize("input_needs_grad", [True, False])
-def test_native_convolutions_match_onednn_forward_and_backward(layer, input_needs_grad):
+@pytest.mark.parametrize("tuned_classes", [(NativeConv2d, NativeConvTranspose2d),
+                                           (ChannelsLastConv2d, ChannelsLastConvTranspose2d)],
+                         ids=["native", "channels_last"])
+def test_tuned_convolutions_match_the_default_forward_and_backward(layer, input_needs_grad, tuned_classes):
     torch.manual_seed(0)
-    native = copy.deepcopy(layer)
-    native.__class__ = NativeConvTranspose2d if isinstance(layer, nn.ConvTranspose2d) else NativeConv2d
+    tuned = copy.deepcopy(layer)
+    tuned.__class__ = tuned_classes[isinstance(layer, nn.ConvTranspose2d)]
     x = torch.randn(2, 6, 7, 9, requires_grad=input_needs_grad)
     grad = torch.randn_like(layer(x))
     results = []
-    for module in (layer, native):
+    for module in (layer, tuned):
         inputs = x.detach().clone().requires_grad_(input_needs_grad)
         out = module(inputs)
         out.backward(grad)
@@ -70,6 +77,26 @@ def test_only_small_maps_move_and_the_state_dict_stays():
     assert sum(isinstance(m, (NativeConv2d, NativeConvTranspose2d)) for m in copy.deepcopy(generator).modules()) == 9
 
 
+def test_channels_last_convolutions_keep_parameters_and_pass_channels_last_on():
+    discriminator = resolve("unet_128(ngf=4)+patch70(ndf=4)+l1cgan").build(3, 3).discriminator
+    reference = copy.deepcopy(discriminator)
+    # Input maps 64x64, 32x32, 16x16, 8x8, 7x7: the last three go native, the first two channels-last.
+    assert use_native_small_convolutions(discriminator, torch.zeros(1, 6, 64, 64)) == 3
+    changed = use_channels_last_convolutions(discriminator)
+    convolutions = [m for m in discriminator.modules() if isinstance(m, nn.Conv2d)]
+    assert changed == 2 and [type(m) for m in convolutions[:2]] == [ChannelsLastConv2d] * 2
+    assert all(p.is_contiguous() for p in discriminator.parameters())  # weights untouched: same Adam states
+    first = convolutions[0]
+    out = first(torch.rand(1, 6, 64, 64))
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    pair = torch.rand(2, 6, 64, 64)
+    ours, theirs = discriminator(pair), reference(pair)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    ours.square().mean().backward(), theirs.square().mean().backward()
+    for (name, p), q in zip(discriminator.named_parameters(), reference.parameters()):
+        assert p.grad.is_contiguous() and torch.allclose(p.grad, q.grad, atol=1e-5), name
+
+
 def test_keep_freed_memory_applies_on_glibc():
     assert keep_freed_memory() is True  # Linux with glibc, as the CI machine is
 
@@ -80,7 +107,8 @@ def test_the_trainer_tunes_cpu_runs_and_says_so(tmp_path):
                          epochs_decay=0, max_steps=1, workers=0, device="cpu")
     Trainer(config, tmp_path / "run", progress=False).fit()
     tuning = json.loads((tmp_path / "run" / "config.json").read_text())["cpu_tuning"]
-    assert tuning == {"native_small_convolutions": {"generator": 9, "discriminator": 0}, "keep_freed_memory": True}
+    assert tuning == {"native_small_convolutions": {"generator": 9, "discriminator": 0},
+                      "channels_last_convolutions": {"discriminator": 3}, "keep_freed_memory": True}
     config.cpu_tuning = False
     Trainer(config, tmp_path / "plain", progress=False).fit()
     assert json.loads((tmp_path / "plain" / "config.json").read_text())["cpu_tuning"] is None

@@ -43,11 +43,11 @@ from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient
 from pix2pix_zoo.engine import distributed
 from pix2pix_zoo.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from pix2pix_zoo.engine.config import TrainConfig
-from pix2pix_zoo.engine.cpu_tuning import keep_freed_memory, use_native_small_convolutions
+from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
 from pix2pix_zoo.engine.report import open_codec, picture, sample_grid, write_report
-from pix2pix_zoo.evaluation import evaluate_batches
 from pix2pix_zoo.errors import BadImageError, DataError, SpecError, ZooError
+from pix2pix_zoo.evaluation import evaluate_batches
 from pix2pix_zoo.interfaces import PairedDataset
 from pix2pix_zoo.spec import Pix2Pix, resolve
 from pix2pix_zoo.translator import Card, inference_mode, save_translator
@@ -280,11 +280,7 @@ class Trainer:
         if config.compile or config.channels_last:  # those bring their own kernels
             return None
         x, y = self._prepare(collate_guarded([self.dataset[0]]), None, train=False)
-        moved = {"generator": use_native_small_convolutions(self.models.generator, x)}
-        if self.models.discriminator is not None:
-            judged = self.models.objective.discriminator_input(x, y)
-            moved["discriminator"] = use_native_small_convolutions(self.models.discriminator, judged)
-        return {"native_small_convolutions": moved, "keep_freed_memory": keep_freed_memory()}
+        return tune_for_cpu(self.models, x, y)
 
     def _check_sizes(self) -> None:
         multiple = self.models.generator.size_multiple
