@@ -33,16 +33,19 @@ from pix2pix_zoo.spec import resolve
     nn.ConvTranspose2d(6, 8, 4, 2, 1),
     nn.ConvTranspose2d(6, 8, 4, 2, 1, bias=False),
     nn.ConvTranspose2d(6, 8, 3, 2, 1, output_padding=1),
+    nn.ConvTranspose2d(6, 8, 3, 1, 2, dilation=2),
+    nn.ConvTranspose2d(6, 8, 4, 2, 1, groups=2),
 ], ids=lambda layer: repr(layer))
+@pytest.mark.parametrize("batch", [1, 2])
 @pytest.mark.parametrize("input_needs_grad", [True, False])
 @pytest.mark.parametrize("tuned_classes", [(NativeConv2d, NativeConvTranspose2d),
                                            (ChannelsLastConv2d, ChannelsLastConvTranspose2d)],
                          ids=["native", "channels_last"])
-def test_tuned_convolutions_match_the_default_forward_and_backward(layer, input_needs_grad, tuned_classes):
+def test_tuned_convolutions_match_the_default_forward_and_backward(layer, batch, input_needs_grad, tuned_classes):
     torch.manual_seed(0)
     tuned = copy.deepcopy(layer)
     tuned.__class__ = tuned_classes[isinstance(layer, nn.ConvTranspose2d)]
-    x = torch.randn(2, 6, 7, 9, requires_grad=input_needs_grad)
+    x = torch.randn(batch, 6, 7, 9, requires_grad=input_needs_grad)
     grad = torch.randn_like(layer(x))
     results = []
     for module in (layer, tuned):

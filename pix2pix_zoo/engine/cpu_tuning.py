@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
@@ -78,12 +79,42 @@ class _NativeConvolution(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         input, weight = ctx.saved_tensors
-        bias_sizes, *settings = ctx.settings
+        bias_sizes, stride, padding, dilation, transposed, output_padding, groups = ctx.settings
         wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], bias_sizes is not None and ctx.needs_input_grad[2]]
-        with _without_onednn():
-            grads = torch.ops.aten.convolution_backward(grad_output.contiguous(), input, weight, bias_sizes, *settings,
-                                                        wanted)
+        grad_output = grad_output.contiguous()
+        if transposed and groups == 1:
+            grads = _transposed_backward(grad_output, input, weight, stride, padding, dilation, wanted)
+        else:
+            with _without_onednn():
+                grads = torch.ops.aten.convolution_backward(grad_output, input, weight, bias_sizes, stride, padding,
+                                                            dilation, transposed, output_padding, groups, wanted)
         return (*grads, None, None, None, None, None, None)
+
+
+def _transposed_backward(grad_output: Tensor, input: Tensor, weight: Tensor, stride: list[int], padding: list[int],
+                         dilation: list[int], wanted: list[bool]) -> tuple[Tensor | None, ...]:
+    """Gradients of a transposed convolution from one im2col of ``grad_output`` and two GEMMs.
+
+    ATen's native backward unfolds ``grad_output`` twice and accumulates the weight gradient into a
+    zero-filled buffer; for the U-Net's 1024x512x4x4 weights that zero fill alone cost 5 ms per
+    layer (cold memory), and the G forward + backward went from 232 to 222 ms without it.
+    The unfold is the exact adjoint of the forward's col2im (fold), whatever the output padding.
+    """
+    batch, in_channels = input.shape[:2]
+    columns = F.unfold(grad_output, weight.shape[2:], dilation, padding, stride)  # (N, C_out*k*k, H_in*W_in)
+    grad_input = grad_weight = grad_bias = None
+    if wanted[0]:
+        grad_input = torch.matmul(weight.reshape(in_channels, -1), columns).view_as(input)
+    if wanted[1]:
+        flat = input.reshape(batch, in_channels, -1)
+        if batch == 1:
+            grad_weight = flat[0] @ columns[0].t()
+        else:
+            grad_weight = torch.bmm(flat, columns.transpose(1, 2)).sum(0)
+        grad_weight = grad_weight.view_as(weight)
+    if wanted[2]:
+        grad_bias = grad_output.sum((0, 2, 3))
+    return grad_input, grad_weight, grad_bias
 
 
 class NativeConv2d(nn.Conv2d):
