@@ -71,10 +71,13 @@ def test_a_run_directory_holds_everything(tmp_path):
     assert set(evaluation["translator"]) == {"l1", "psnr", "ssim"}
 
 
-def test_resume_continues_exactly(tmp_path):
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+def test_resume_continues_exactly(tmp_path, channels_last):
+    # channels_last: the weights are channels-last in memory, the saved optimiser states are not; the
+    # restored states must take the weights' layout, since the fused Adam kernel walks both in memory order.
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    Trainer(tiny_config(max_steps=8), straight, progress=False).fit()
-    Trainer(tiny_config(max_steps=4), stopped, progress=False).fit()
+    Trainer(tiny_config(max_steps=8, channels_last=channels_last), straight, progress=False).fit()
+    Trainer(tiny_config(max_steps=4, channels_last=channels_last), stopped, progress=False).fit()
     assert latest_checkpoint(stopped / "checkpoints").name == "step-000000004"
     Trainer(TrainConfig(), stopped, resume=True, max_steps=8, progress=False).fit()
     ours, reference = weights(stopped), weights(straight)

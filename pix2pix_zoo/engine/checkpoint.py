@@ -51,12 +51,22 @@ def flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], plain: dict[str, Any]) -> None:
-    """Inverse of :func:`flatten_optimizer`."""
+    """Inverse of :func:`flatten_optimizer`.
+
+    The states were saved contiguous; each is given back in its parameter's memory layout (e.g.
+    channels-last weights), because fused optimiser kernels walk a parameter and its states in
+    memory order and silently mix up elements whose layouts differ.
+    """
     state: dict[int, dict[str, Any]] = {}
     for flat, value in [*tensors.items(), *plain["scalars"].items()]:
         index, key = flat.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": state, "param_groups": plain["param_groups"]})
+    for parameter, values in optimizer.state.items():
+        for key, value in values.items():
+            shaped_alike = isinstance(value, torch.Tensor) and value.shape == parameter.shape
+            if shaped_alike and value.stride() != parameter.stride():
+                values[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
 def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
