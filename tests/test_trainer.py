@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -69,6 +70,25 @@ def test_a_run_directory_holds_everything(tmp_path):
     assert evaluation["split"] == "test"
     assert set(evaluation) >= {"translator", "input unchanged", "mean training target"}
     assert set(evaluation["translator"]) == {"l1", "psnr", "ssim"}
+
+
+def test_tensorboard_gets_the_logged_scalars_when_installed(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    Trainer(tiny_config(max_steps=4), run_dir, progress=False).fit()
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert {"d", "g", "g_gan", "g_l1", "lr", "img_per_s"} <= set(events.Tags()["scalars"])
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    expected = [(m["step"], m["g_l1"]) for m in logged]
+    assert [(e.step, pytest.approx(e.value)) for e in events.Scalars("g_l1")] == expected
+
+
+def test_without_tensorboard_the_run_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import now raises ImportError
+    result = Trainer(tiny_config(max_steps=2), tmp_path / "run", progress=False).fit()
+    assert result.step == 2 and not (tmp_path / "run" / "tensorboard").exists()
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
