@@ -155,6 +155,14 @@ def loader_throughput(size: int, batch: int, workers: int, batches: int = 30) ->
     return batches * batch / (time.perf_counter() - start)
 
 
+def loss_difference(results: list[dict], reference_losses: list[list[float]], steps: int) -> float:
+    """Largest relative difference of the (D, G) losses over the first ``steps`` steps. Adam's first
+    updates amplify rounding differences, so later steps drift further apart."""
+    return max(abs(a - b) / max(abs(b), 1e-12) for result in results
+               for pair, ref in zip(result["losses"][:steps], reference_losses[:steps])
+               for a, b in zip(pair, ref))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", default="unet_256+patch70+l1cgan")
@@ -208,16 +216,12 @@ def main() -> None:
             if not results or not ratios[variant]:
                 continue
 
-            def difference(steps: int) -> float:
-                # Adam's first updates amplify rounding differences, so later steps drift further apart.
-                return max(abs(a - b) / max(abs(b), 1e-12) for result in results
-                           for pair, ref in zip(result["losses"][:steps], reference_losses[:steps])
-                           for a, b in zip(pair, ref))
-
             spread = f"{min(ratios[variant]):.2f}-{max(ratios[variant]):.2f}" if len(ratios[variant]) > 1 else ""
             print(f"{batch:>5} {variant:<22} {statistics.median(r['images_per_s'] for r in results):>8.2f} "
                   f"{statistics.median(ratios[variant]):>6.2f}x {spread:>12} "
-                  f"{max(r['peak_bytes'] for r in results) / 2**20:>9.0f} {difference(1):>22.1e} {difference(4):>9.1e}")
+                  f"{max(r['peak_bytes'] for r in results) / 2**20:>9.0f} "
+                  f"{loss_difference(results, reference_losses, 1):>22.1e} "
+                  f"{loss_difference(results, reference_losses, 4):>9.1e}")
         loading = loader_throughput(args.size, batch, args.workers)
         print(f"{batch:>5} {'data loader':<22} {loading:>8.2f}  ({args.workers} workers, synthfacades decode+collate)")
 
