@@ -111,6 +111,7 @@ def test_the_trainer_tunes_cpu_runs_and_says_so(tmp_path):
     Trainer(config, tmp_path / "run", progress=False).fit()
     tuning = json.loads((tmp_path / "run" / "config.json").read_text())["cpu_tuning"]
     assert tuning == {"native_small_convolutions": {"generator": 9, "discriminator": 0},
+                      "winograd_convolutions": {"generator": 0, "discriminator": 0},
                       "channels_last_convolutions": {"discriminator": 3}, "keep_freed_memory": True}
     config.cpu_tuning = False
     Trainer(config, tmp_path / "plain", progress=False).fit()
