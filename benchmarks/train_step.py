@@ -13,7 +13,7 @@ For each batch size it runs, each in a fresh subprocess (so peak memory is that 
   variant asked for: ``eager`` (fp32) or a ``+``-joined set of ``channels_last``, ``bf16`` (autocast),
   ``compile`` (torch.compile of G and D) and ``tuned`` (the trainer's CPU tuning, on by default in
   ``zoo train`` on a CPU in fp32: native kernels for small maps, channels-last activations in D,
-  freed memory kept; see ``pix2pix_zoo.engine.cpu_tuning``).
+  Winograd for wide stride-1 4x4 convolutions, freed memory kept; see ``pix2pix_zoo.engine.cpu_tuning``).
 
 Every run starts from the same weights and sees the same batches, so the losses of the first steps
 must agree (to rounding in fp32, to bf16's precision otherwise); the script prints the largest

@@ -43,7 +43,7 @@ def train(
     precision: str = typer.Option(DEFAULTS.precision, "--precision", help="fp32, bf16 or fp16 (autocast).", rich_help_panel="Speed"),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format.", rich_help_panel="Speed"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the networks.", rich_help_panel="Speed"),
-    cpu_tuning: bool = typer.Option(True, "--cpu-tuning/--no-cpu-tuning", help="On a CPU in fp32: native kernels for small maps, channels-last activations in D, freed memory kept (faster, same results to rounding).", rich_help_panel="Speed"),
+    cpu_tuning: bool = typer.Option(True, "--cpu-tuning/--no-cpu-tuning", help="On a CPU in fp32: native kernels for small maps, channels-last activations in D, Winograd for wide stride-1 4x4 convolutions, freed memory kept (faster, same results to rounding).", rich_help_panel="Speed"),
     optimizer: str = typer.Option(DEFAULTS.optimizer_impl, "--optimizer", help="Adam kernel: auto, fused, foreach or plain.", rich_help_panel="Speed"),
     ema_decay: float = typer.Option(DEFAULTS.ema_decay, "--ema-decay", help="EMA of the generator (0: off), e.g. 0.999.", rich_help_panel="Schedule"),
     workers: int = typer.Option(DEFAULTS.workers, "--workers", help="Data-loading processes.", rich_help_panel="Data"),
