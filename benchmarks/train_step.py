@@ -18,7 +18,9 @@ For each batch size it runs, each in a fresh subprocess (so peak memory is that 
 Every run starts from the same weights and sees the same batches, so the losses of the first steps
 must agree (to rounding in fp32, to bf16's precision otherwise); the script prints the largest
 relative difference at the first step and over the first four (Adam's first updates amplify
-rounding). Images/s are measured after two warm-up steps (compilation happens there).
+rounding). ``channels_last`` and ``compile`` differ by about 1e-3 from the first step for another
+reason: they draw the U-Net's dropout masks in another order (channels-last memory; inductor's own
+random numbers), so G sees different masks. Images/s are measured after two warm-up steps (compilation happens there).
 With ``--rounds N`` every variant runs N times, the variants interleaved; the table gives the median
 images/s, the median of the per-round ratios to the reference and their range: a shared 2-core
 machine's speed drifts by 10-20% between minutes, so one round's ratio can mislead.
