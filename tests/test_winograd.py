@@ -5,15 +5,20 @@ pays for move."""
 from __future__ import annotations
 
 import copy
+import json
 import random
 from fractions import Fraction
 
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 from torch import nn
 
+from pix2pix_zoo.engine.checkpoint import latest_checkpoint
+from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu, use_winograd_convolutions
+from pix2pix_zoo.engine.trainer import Trainer
 from pix2pix_zoo.engine.winograd import KERNEL, POINTS, TILE, WinogradConv2d, eligible, toom_cook, winograd_conv2d
 from pix2pix_zoo.spec import resolve
 
@@ -116,3 +121,24 @@ def test_patchgan_moves_its_wide_stride_1_layer_and_keeps_its_state_dict():
     # layer-by-layer comparisons above are the exact ones). Measured worst: 5e-3 over eight seeds.
     for (name, p), q in zip(discriminator.named_parameters(), reference.parameters()):
         assert ((p.grad - q.grad).norm() / q.grad.norm()).item() < 1e-2, name
+
+
+def test_a_tuned_run_with_a_winograd_layer_says_so_and_resumes_exactly(tmp_path):
+    # 256x256 pairs, so PatchGAN's fourth layer (128->256 at ndf=32) sees 32x32 maps, too large for
+    # the native kernels and wide enough for Winograd.
+    def config(max_steps: int) -> TrainConfig:
+        return TrainConfig(spec="unet_256(ngf=2)+patch70(ndf=32)+l1cgan", data="synthfacades",
+                           data_options={"size": 256, "count": 4}, preprocess="none", flip=False, epochs=1,
+                           epochs_decay=1, batch_size=1, max_steps=max_steps, workers=0, device="cpu")
+
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    Trainer(config(4), straight, progress=False).fit()
+    tuning = json.loads((straight / "config.json").read_text())["cpu_tuning"]
+    assert tuning["winograd_convolutions"] == {"generator": 0, "discriminator": 1}
+    Trainer(config(2), stopped, progress=False).fit()
+    Trainer(TrainConfig(), stopped, resume=True, max_steps=4, progress=False).fit()
+    for name in ("discriminator", "generator"):
+        ours = load_file(latest_checkpoint(stopped / "checkpoints") / f"{name}.safetensors")
+        reference = load_file(latest_checkpoint(straight / "checkpoints") / f"{name}.safetensors")
+        assert ours.keys() == reference.keys()
+        assert all(torch.equal(ours[key], reference[key]) for key in ours), name
