@@ -20,7 +20,8 @@ must agree (to rounding in fp32, to bf16's precision otherwise); the script prin
 relative difference at the first step and over the first four (Adam's first updates amplify
 rounding). ``channels_last`` and ``compile`` differ by about 1e-3 from the first step for another
 reason: they draw the U-Net's dropout masks in another order (channels-last memory; inductor's own
-random numbers), so G sees different masks. Images/s are measured after two warm-up steps (compilation happens there).
+random numbers), so G sees different masks. Images/s are measured after two warm-up steps
+(compilation happens there).
 With ``--rounds N`` every variant runs N times, the variants interleaved; the table gives the median
 images/s, the median of the per-round ratios to the reference and their range: a shared 2-core
 machine's speed drifts by 10-20% between minutes, so one round's ratio can mislead.

@@ -25,8 +25,8 @@
   are freed, so every step faults in fresh zero-filled pages for the same tensors again.
   :func:`keep_freed_memory` keeps freed memory in the process.
 * **Fewer multiplications.** PatchGAN's 256->512 convolution (stride 1, 4x4, on 32x32 maps) is the
-  step's largest single cost, nearly two thirds of D's multiplications, run three times forward and three times backward
-  per step, and already at the machine's GEMM speed. Winograd's F(4x4, 4x4)
+  step's largest single cost: nearly two thirds of D's multiplications, run three times forward and
+  three times backward per step, already at the machine's GEMM speed. Winograd's F(4x4, 4x4)
   (:mod:`~pix2pix_zoo.engine.winograd`) needs 5.2x fewer multiplications for it; with its transforms
   it took forward + backward from 47 to 21 ms. :func:`use_winograd_convolutions` moves the stride-1
   4x4 convolutions wide enough to gain; the U-Net has none.
@@ -51,7 +51,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -204,23 +204,27 @@ def use_native_small_convolutions(module: nn.Module, example: Tensor) -> int:
     return moved
 
 
+def _change_classes(module: nn.Module, new_class: Callable[[nn.Module], type | None]) -> int:
+    """Give each of ``module``'s layers the class ``new_class`` names for it (None: leave it); return
+    how many changed. Parameters and state-dict keys stay; copies of the module keep the classes."""
+    layers = [(layer, new_class(layer)) for layer in module.modules()]
+    for layer, chosen in layers:
+        if chosen is not None:
+            layer.__class__ = chosen
+    return sum(chosen is not None for _, chosen in layers)
+
+
 def use_winograd_convolutions(module: nn.Module) -> int:
     """Move ``module``'s stride-1 4x4 convolutions wide enough to gain (:func:`winograd.eligible`) to
     :class:`~pix2pix_zoo.engine.winograd.WinogradConv2d` (in place); return how many moved."""
-    layers = [m for m in module.modules() if winograd.eligible(m)]
-    for layer in layers:
-        layer.__class__ = winograd.WinogradConv2d
-    return len(layers)
+    return _change_classes(module, lambda layer: winograd.WinogradConv2d if winograd.eligible(layer) else None)
 
 
 def use_channels_last_convolutions(module: nn.Module) -> int:
-    """Make ``module``'s plain 2-d convolutions (not those moved to the native kernels) take
+    """Make ``module``'s plain 2-d convolutions (not those moved to the native kernels or Winograd) take
     channels-last activations (in place); return how many changed. Their outputs come out
     channels-last too, so in a chain of them only the first converts anything."""
-    layers = [m for m in module.modules() if type(m) in _CHANNELS_LAST]
-    for layer in layers:
-        layer.__class__ = _CHANNELS_LAST[type(layer)]
-    return len(layers)
+    return _change_classes(module, lambda layer: _CHANNELS_LAST.get(type(layer)))
 
 
 def keep_freed_memory() -> bool:
@@ -237,8 +241,9 @@ def keep_freed_memory() -> bool:
 
 def tune_for_cpu(models: Pix2Pix, x: Tensor, y: Tensor) -> dict[str, Any]:
     """All of the above, as the trainer applies them, for batches shaped like ``x`` -> ``y``: native
-    kernels for small maps in G and D, channels-last activations in D's other convolutions, freed
-    memory kept. Returns what was done, for the run's config."""
+    kernels for small maps in G and D, then Winograd for the wide stride-1 4x4 convolutions left,
+    channels-last activations in D's remaining convolutions, freed memory kept. Returns what was
+    done, for the run's config."""
     native = {"generator": use_native_small_convolutions(models.generator, x)}
     fast = {"generator": use_winograd_convolutions(models.generator)}
     tuning: dict[str, Any] = {"native_small_convolutions": native, "winograd_convolutions": fast}
