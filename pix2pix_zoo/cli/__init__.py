@@ -10,6 +10,8 @@ import os
 import sys
 
 import typer
+# typer carries its own copy of click (pinned in pyproject.toml): its exceptions are these, not click's.
+from typer._click import exceptions as click
 
 from pix2pix_zoo import __version__
 from pix2pix_zoo.errors import ZooError
@@ -84,11 +86,62 @@ def _add_plugin_commands(app: typer.Typer, host) -> None:
 
 
 def main(argv: list[str] | None = None, prog_name: str = "zoo") -> None:
-    """Console-script entry point: run the app, turning known errors into one line and exit code 1."""
+    """Console-script entry point: every error ends the process as one line on stderr.
+
+    Known errors (:class:`ZooError`), usage errors (a missing argument, an option's bad value) and
+    the operating system's refusals (a full disk, a folder where a file belongs) print ``error:``
+    and one sentence, exit code 1. Anything else is a defect of the zoo: one line that says so,
+    exit code 1. ``ZOO_DEBUG=1`` shows the traceback of all of them.
+    """
     try:
-        make_app()(args=argv, prog_name=prog_name)
-    except ZooError as error:
+        code = make_app()(args=argv, prog_name=prog_name, standalone_mode=False)
+    except click.NoArgsIsHelpError:
+        sys.exit(1)  # the help has been printed: it says what to type
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as error:
         if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_one_line(_error_line(error))}", file=sys.stderr)
         sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _error_line(error: Exception) -> str:
+    """The sentence that stands for ``error`` on the command line."""
+    if isinstance(error, click.UsageError):
+        command = error.ctx.command_path if error.ctx is not None else "zoo"
+        message = error.format_message().rstrip(".")
+        return f"{command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
+    if isinstance(error, click.ClickException):
+        return error.format_message()
+    if isinstance(error, ZooError):
+        return str(error)
+    if isinstance(error, typer.Abort):
+        return "aborted"
+    if isinstance(error, OSError):  # the system refused: a full disk, a folder where a file belongs
+        reason = error.strerror or str(error) or type(error).__name__
+        return f"{reason}: {str(error.filename)!r}" if error.filename is not None else reason
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"unexpected {type(error).__name__}: {first_line} (a defect of pix2pix-zoo; {DEBUG_VARIABLE}=1 shows the traceback)"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _usage_line(error: click.UsageError) -> str:
+    """click's usage error as one sentence naming the command and where its help is."""
+    command = error.ctx.command_path if error.ctx is not None else "zoo"
+    message = error.format_message().rstrip(".")
+    return f"{command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
+
+
+def _os_error_line(error: OSError) -> str:
+    """An OSError as one sentence: what failed, on which file."""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.filename is not None:
+        return f"{reason}: {str(error.filename)!r}"
+    return reason
