@@ -59,6 +59,7 @@ PROBES = [
     ("components-unknown-option", ["components", "--no-such-option"]),
     ("info-missing-spec", ["info"]),
     ("info-huge-option", ["info", "unet(ngf=99999999999999999999999)+patch70+l1cgan"]),
+    ("info-huge-width", ["info", "unet+patch70(ndf=100000000)+l1cgan"]),
     ("info-float-channels", ["info", "unet+l1", "--in-channels", "1e20"]),
     ("info-huge-channels", ["info", "unet+l1", "--in-channels", "100000000000000000000"]),
     ("info-zero-channels", ["info", "unet+l1", "--out-channels", "0"]),
