@@ -3,7 +3,9 @@
 Plugins fill it through the ``register`` callbacks of their hooks (see :mod:`pix2pix_zoo.plugins`);
 everything else looks components up here. A factory's keyword options are its spec options: they
 must have defaults and simple annotations (``int``, ``float``, ``bool``, ``str`` or a ``Literal``),
-so that spec strings can be validated and coerced without building anything.
+so that spec strings can be validated and coerced without building anything. An annotation may be
+``Annotated`` with :class:`Bounds` (an int or float option's range; ints are otherwise bounded to
+64 bits) and :class:`External` (the option makes the factory read a file or the network).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pix2pix_zoo.errors import PluginError, SpecError
 
@@ -75,6 +77,35 @@ def format_value(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """``Annotated[int, Bounds(1, 4096)]``: the smallest and largest value an option accepts."""
+
+    minimum: int | float
+    maximum: int | float
+
+
+@dataclass(frozen=True)
+class External:
+    """``Annotated[bool, External()]``: the option makes the factory read a file or the network (such
+    as pretrained weights). A translator file holds all its weights, so a spec read from one is
+    rebuilt with these options at their defaults: a file never makes the zoo open anything."""
+
+
+# Without Bounds, an int option is refused beyond what torch's 64-bit sizes and seeds can hold.
+INT64 = Bounds(-(2**63), 2**63 - 1)
+WIDTH_LIMIT = 4096
+Width = Annotated[int, Bounds(1, WIDTH_LIMIT)]
+"""A channel-width option (``ngf``, ``ndf``): 1 to 4096, 64 times the paper's width."""
+
+
+def _unannotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    """An annotation without ``Annotated``, and the metadata ``Annotated`` gave it."""
+    if typing.get_origin(annotation) is Annotated:
+        return typing.get_args(annotation)[0], annotation.__metadata__
+    return annotation, ()
+
+
+@dataclass(frozen=True)
 class Option:
     """One keyword option of a factory: its name, annotation and default."""
 
@@ -83,21 +114,44 @@ class Option:
     default: Any
 
     @property
+    def type(self) -> Any:
+        """The annotation without ``Annotated``: ``int``, ``float``, ``bool``, ``str`` or a ``Literal``."""
+        return _unannotated(self.annotation)[0]
+
+    @property
+    def bounds(self) -> Bounds | None:
+        """The option's range: its :class:`Bounds`, else 64 bits for an int, else None."""
+        declared = [m for m in _unannotated(self.annotation)[1] if isinstance(m, Bounds)]
+        return declared[0] if declared else INT64 if self.type is int else None
+
+    @property
+    def external(self) -> bool:
+        """Whether the option makes the factory read a file or the network (see :class:`External`)."""
+        return any(isinstance(m, External) for m in _unannotated(self.annotation)[1])
+
+    @property
     def choices(self) -> tuple | None:
         """The allowed values of a ``Literal`` option, else None."""
-        return typing.get_args(self.annotation) if typing.get_origin(self.annotation) is Literal else None
+        return typing.get_args(self.type) if typing.get_origin(self.type) is Literal else None
 
     @property
     def type_name(self) -> str:
         if self.choices is not None:
             return "|".join(str(c) for c in self.choices)
-        return self.annotation.__name__
+        return self.type.__name__
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type_name, "default": self.default}
 
     def coerce(self, value: Any) -> Any:
         """Convert a spec string (or a Python value) to the option's type; raise ValueError if invalid."""
+        converted = self._convert(value)
+        bounds = self.bounds
+        if bounds is not None and not bounds.minimum <= converted <= bounds.maximum:
+            raise ValueError(f"must be from {bounds.minimum} to {bounds.maximum}, not {converted}")
+        return converted
+
+    def _convert(self, value: Any) -> Any:
         choices = self.choices
         if choices is not None:
             for choice in choices:
@@ -106,7 +160,7 @@ class Option:
             near = close_matches(str(value), map(str, choices))
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             raise ValueError(f"must be one of {', '.join(map(str, choices))}, not {value!r}{hint}")
-        if self.annotation is bool:
+        if self.type is bool:
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()
@@ -115,14 +169,14 @@ class Option:
             if text in _FALSE:
                 return False
             raise ValueError(f"must be true or false, not {value!r}")
-        if self.annotation is int:
+        if self.type is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError(f"must be an integer, not {value!r}")
             try:
                 return int(value) if not isinstance(value, str) else int(value.strip(), 10)
             except ValueError:
                 raise ValueError(f"must be an integer, not {value!r}") from None
-        if self.annotation is float:
+        if self.type is float:
             if isinstance(value, bool):
                 raise ValueError(f"must be a number, not {value!r}")
             try:
@@ -139,6 +193,12 @@ _SIMPLE_TYPES = (int, float, bool, str)
 
 
 def _is_supported(annotation: Any) -> bool:
+    annotation, metadata = _unannotated(annotation)
+    for marker in metadata:
+        if isinstance(marker, Bounds) and annotation not in (int, float):
+            return False
+        if not isinstance(marker, (Bounds, External)):
+            return False
     if annotation in _SIMPLE_TYPES:
         return True
     if typing.get_origin(annotation) is Literal:
@@ -182,7 +242,10 @@ def factory_options(kind: str, name: str, factory: Callable) -> tuple[Option, ..
             raise PluginError(f"{where}: option {param.name!r} needs a default value")
         annotation = _option_annotation(factory, param, where)
         if not _is_supported(annotation):
-            raise PluginError(f"{where}: option {param.name!r} must be annotated int, float, bool, str or Literal[...]")
+            raise PluginError(
+                f"{where}: option {param.name!r} must be annotated int, float, bool, str or Literal[...], "
+                "optionally Annotated with Bounds (int, float) or External"
+            )
         option = Option(param.name, annotation, param.default)
         try:
             option.coerce(param.default)

@@ -14,6 +14,7 @@ spec has one canonical string: aliases resolved, options in signature order, def
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _VALUE = re.compile(r"[^=,()\s]+")
 _PART = re.compile(r"\s*(?P<name>[^\s()]*)\s*(?:\((?P<options>[^()]*)\))?\s*", re.DOTALL)
 
+# Images have 1 to 4 channels, multispectral ones hundreds; more is a mistake (or a hostile file).
+MAX_CHANNELS = 4096
 GRAMMAR_HINT = "a spec is GENERATOR[+DISCRIMINATOR]+OBJECTIVE, e.g. unet_256+patch70+l1cgan or unet_256(ngf=32)+l1"
 
 
@@ -107,6 +110,10 @@ class SpecPart:
             return self.name
         return f"{self.name}({','.join(f'{k}={format_value(v)}' for k, v in self.options)})"
 
+    def self_contained(self) -> SpecPart:
+        """This part with every :class:`~pix2pix_zoo.registry.External` option at its default."""
+        return SpecPart(self.component, tuple((k, v) for k, v in self.options if not self.component.option(k).external))
+
 
 @dataclass(frozen=True)
 class Pix2Pix:
@@ -135,6 +142,16 @@ class Spec:
     def __str__(self) -> str:
         return "+".join(str(p) for p in self.parts)
 
+    def self_contained(self) -> Spec:
+        """The spec without the options that load weights from a file or the network: what rebuilds
+        a network whose every weight comes from one translator file."""
+        return dataclasses.replace(
+            self,
+            generator=self.generator.self_contained(),
+            discriminator=self.discriminator and self.discriminator.self_contained(),
+            objective=self.objective.self_contained(),
+        )
+
     def build_objective(self) -> Objective:
         objective = _call(self.objective)
         if not isinstance(objective, Objective):
@@ -144,19 +161,31 @@ class Spec:
             )
         return objective
 
-    def build(self, in_channels: int = 3, out_channels: int = 3) -> Pix2Pix:
-        """Instantiate generator, discriminator (sized by the objective) and objective."""
-        if in_channels < 1 or out_channels < 1:
-            raise SpecError(f"channels must be at least 1, not {in_channels} -> {out_channels}")
-        objective = self.build_objective()
+    def build_generator(self, in_channels: int = 3, out_channels: int = 3) -> nn.Module:
+        """Instantiate the generator alone."""
+        for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            check_channels(name, channels)
         generator = _call(self.generator, in_channels, out_channels)
         _check_attribute(generator, "size_multiple", self.generator)
+        return generator
+
+    def build(self, in_channels: int = 3, out_channels: int = 3) -> Pix2Pix:
+        """Instantiate generator, discriminator (sized by the objective) and objective."""
+        generator = self.build_generator(in_channels, out_channels)
+        objective = self.build_objective()
         discriminator = None
         if self.discriminator is not None:
             d_channels = objective.discriminator_in_channels(in_channels, out_channels)
             discriminator = _call(self.discriminator, d_channels)
             _check_attribute(discriminator, "receptive_field", self.discriminator)
         return Pix2Pix(self, generator, discriminator, objective, in_channels, out_channels)
+
+
+def check_channels(name: str, channels: Any) -> int:
+    """``channels`` if it is an int from 1 to :data:`MAX_CHANNELS`; a SpecError naming ``name`` otherwise."""
+    if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= MAX_CHANNELS:
+        raise SpecError(f"{name} must be an integer from 1 to {MAX_CHANNELS}, not {channels!r}")
+    return channels
 
 
 def _call(part: SpecPart, *args: Any) -> Any:

@@ -86,11 +86,11 @@ def test_invalid_specs_say_what_is_wrong_in_one_line(text, fragments):
 def _value_for(option: Option) -> st.SearchStrategy:
     if option.choices is not None:
         return st.sampled_from(option.choices)
-    if option.annotation is bool:
+    if option.type is bool:
         return st.booleans()
-    if option.annotation is int:
+    if option.type is int:
         return st.integers(1, 4096)
-    if option.annotation is float:
+    if option.type is float:
         return st.floats(1e-3, 1e6, allow_nan=False, allow_infinity=False)
     return st.text("abcdefghij_0123456789", min_size=1, max_size=8)
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from pix2pix_zoo.layers import Norm, check_width, conv_bias, init_weights, norm_layer
+from pix2pix_zoo.registry import Width
 
 
 class PixelDiscriminator(nn.Module):
@@ -73,32 +74,32 @@ def _patch_discriminator(in_channels: int, n_layers: int, ndf: int, norm: Norm) 
     return init_weights(PatchDiscriminator(in_channels, n_layers=n_layers, ndf=ndf, norm=norm))
 
 
-def pixel(in_channels: int, *, ndf: int = 64, norm: Norm = "batch") -> PixelDiscriminator:
+def pixel(in_channels: int, *, ndf: Width = 64, norm: Norm = "batch") -> PixelDiscriminator:
     """The paper's 1x1 PixelGAN (reference ``--netD pixel``)."""
     return init_weights(PixelDiscriminator(in_channels, ndf=ndf, norm=norm))
 
 
-def patch16(in_channels: int, *, ndf: int = 64, norm: Norm = "batch") -> nn.Module:
+def patch16(in_channels: int, *, ndf: Width = 64, norm: Norm = "batch") -> nn.Module:
     """The paper's 16x16 PatchGAN, C64-C128 (reference ``n_layers=1``)."""
     return _patch_discriminator(in_channels, 1, ndf, norm)
 
 
-def patch34(in_channels: int, *, ndf: int = 64, norm: Norm = "batch") -> nn.Module:
+def patch34(in_channels: int, *, ndf: Width = 64, norm: Norm = "batch") -> nn.Module:
     """A 34x34 PatchGAN, C64-C128-C256 (reference ``n_layers=2``; not evaluated in the paper)."""
     return _patch_discriminator(in_channels, 2, ndf, norm)
 
 
-def patch70(in_channels: int, *, ndf: int = 64, norm: Norm = "batch") -> nn.Module:
+def patch70(in_channels: int, *, ndf: Width = 64, norm: Norm = "batch") -> nn.Module:
     """The paper's default 70x70 PatchGAN, C64-C128-C256-C512 (reference ``--netD basic``)."""
     return _patch_discriminator(in_channels, 3, ndf, norm)
 
 
-def patch142(in_channels: int, *, ndf: int = 64, norm: Norm = "batch") -> nn.Module:
+def patch142(in_channels: int, *, ndf: Width = 64, norm: Norm = "batch") -> nn.Module:
     """A 142x142 PatchGAN, C64-C128-C256-C512-C512 (reference ``n_layers=4``; not in the paper)."""
     return _patch_discriminator(in_channels, 4, ndf, norm)
 
 
-def image(in_channels: int, *, ndf: int = 64, norm: Norm = "batch") -> nn.Module:
+def image(in_channels: int, *, ndf: Width = 64, norm: Norm = "batch") -> nn.Module:
     """The paper's 286x286 ImageGAN, C64-C128-C256-C512-C512-C512 (reference ``n_layers=5``).
 
     Each logit sees more than a whole 256x256 image (zero padding fills the rest); a 256x256 input

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
+from pix2pix_zoo.registry import Width
 
 Padding = Literal["reflect", "replicate", "zero"]
 
@@ -105,7 +106,7 @@ def resnet_9blocks(
     in_channels: int,
     out_channels: int,
     *,
-    ngf: int = 64,
+    ngf: Width = 64,
     norm: Norm = "instance",
     dropout: bool = False,
     padding_type: Padding = "reflect",
@@ -124,7 +125,7 @@ def resnet_6blocks(
     in_channels: int,
     out_channels: int,
     *,
-    ngf: int = 64,
+    ngf: Width = 64,
     norm: Norm = "instance",
     dropout: bool = False,
     padding_type: Padding = "reflect",

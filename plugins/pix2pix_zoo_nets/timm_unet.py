@@ -30,6 +30,7 @@ import itertools
 import os
 import warnings
 from pathlib import Path
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -37,7 +38,7 @@ from torch import nn
 
 from pix2pix_zoo.errors import SpecError, ZooError
 from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
-from pix2pix_zoo.registry import did_you_mean
+from pix2pix_zoo.registry import External, Width, did_you_mean
 from pix2pix_zoo.weights import read_weights
 
 
@@ -261,9 +262,9 @@ def timm_unet(
     out_channels: int,
     *,
     backbone: str = "resnet34",
-    pretrained: bool = False,
-    weights: str = "",
-    ngf: int = 64,
+    pretrained: Annotated[bool, External()] = False,
+    weights: Annotated[str, External()] = "",
+    ngf: Width = 64,
     norm: Norm = "batch",
 ) -> TimmUNet:
     """A U-Net decoder on the timm encoder ``backbone`` (any name from ``timm.list_models()``).
@@ -271,8 +272,9 @@ def timm_unet(
     ``pretrained`` loads timm's pretrained encoder weights through the Hugging Face hub cache
     (nothing is downloaded when HF_HUB_OFFLINE is set); ``weights`` loads a local file of timm
     weights for that backbone instead (safetensors or a weights-only ``.pth``), pretrained or not.
-    ``ngf`` is the decoder's width at full resolution; ``norm`` the decoder's normalisation (the
-    encoder keeps its own).
+    Both are :class:`~pix2pix_zoo.registry.External`: a translator file rebuilds the network
+    without them, since its own weights replace the encoder's. ``ngf`` is the decoder's width at
+    full resolution; ``norm`` the decoder's normalisation (the encoder keeps its own).
     """
     check_width("ngf", ngf)
     _check_backbone(backbone)

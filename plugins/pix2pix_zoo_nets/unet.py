@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
+from pix2pix_zoo.registry import Width
 
 
 class UNetBlock(nn.Module):
@@ -116,21 +117,21 @@ def _build_unet(
 
 
 def unet_256(
-    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
+    in_channels: int, out_channels: int, *, ngf: Width = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
     """The paper's U-Net generator for 256x256 images: 8 downsamplings, reference layout."""
     return _build_unet(in_channels, out_channels, num_downs=8, ngf=ngf, norm=norm, dropout=dropout, skip=True)
 
 
 def unet_128(
-    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
+    in_channels: int, out_channels: int, *, ngf: Width = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
     """The reference's U-Net for 128x128 images: 7 downsamplings (one fewer 512-wide level)."""
     return _build_unet(in_channels, out_channels, num_downs=7, ngf=ngf, norm=norm, dropout=dropout, skip=True)
 
 
 def encdec_256(
-    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
+    in_channels: int, out_channels: int, *, ngf: Width = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
     """The paper's encoder-decoder baseline for 256x256: :func:`unet_256` without skip connections.
 
@@ -141,7 +142,7 @@ def encdec_256(
 
 
 def encdec_128(
-    in_channels: int, out_channels: int, *, ngf: int = 64, norm: Norm = "batch", dropout: bool = True
+    in_channels: int, out_channels: int, *, ngf: Width = 64, norm: Norm = "batch", dropout: bool = True
 ) -> UNetGenerator:
     """The encoder-decoder for 128x128: :func:`unet_128` without skip connections."""
     return _build_unet(in_channels, out_channels, num_downs=7, ngf=ngf, norm=norm, dropout=dropout, skip=False)
