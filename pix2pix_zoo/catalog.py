@@ -36,8 +36,16 @@ from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
 from pix2pix_zoo.home import translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
 from pix2pix_zoo.registry import did_you_mean
-from pix2pix_zoo.spec import canonical, describe, resolve
-from pix2pix_zoo.translator import WEIGHTS_FILE, Card, load_generator, read_card, save_translator
+from pix2pix_zoo.spec import canonical, describe
+from pix2pix_zoo.translator import (
+    WEIGHTS_FILE,
+    Card,
+    check_translator,
+    generator_from_state,
+    load_generator,
+    read_card,
+    save_translator,
+)
 from pix2pix_zoo.weights import read_state_dict_pth
 
 MIRROR_VARIABLE = "ZOO_TRANSLATORS_URL"
@@ -327,33 +335,30 @@ def _check_recorded(entry: TranslatorEntry, source: Path, url: str) -> str:
 
 
 def _install_safetensors(entry: TranslatorEntry, source: Path) -> None:
-    card = read_card(source)
+    """Install a downloaded translator once its card, size multiple and weight shapes are checked
+    (and match the entry): until then its hash is not recorded as trusted."""
+    try:
+        card = check_translator(source, entry.download_url)
+    except ZooError as error:  # reported as the catalog's error, like every other pull failure
+        raise CatalogError(str(error)) from None
     if card.spec != entry.spec:
         raise CatalogError(f"{entry.name}: the downloaded translator is {card.spec!r}, the catalog says {entry.spec!r}")
+    if (card.in_channels, card.out_channels) != (entry.in_channels, entry.out_channels):
+        raise CatalogError(
+            f"{entry.name}: the downloaded translator maps {card.in_channels} to {card.out_channels} channels, "
+            f"the catalog says {entry.in_channels} to {entry.out_channels}"
+        )
     source.replace(entry.weights_path)
 
 
 def _convert_reference(entry: TranslatorEntry, source: Path, sha256: str) -> None:
-    """Load a reference PyTorch state dict without executing anything and save it as a translator."""
+    """Load a reference PyTorch state dict without executing anything, check it against the entry's
+    generator on the meta device, and save it as a translator."""
     try:
         state = read_state_dict_pth(source, entry.download_url)
+        generator = generator_from_state(entry.spec, entry.in_channels, entry.out_channels, state, entry.download_url)
     except ZooError as error:  # reported as the catalog's error, like every other pull failure
         raise CatalogError(str(error)) from None
-    generator = resolve(entry.spec).build(entry.in_channels, entry.out_channels).generator
-    # Files from PyTorch before 0.4 have no num_batches_tracked; batch norm fills it in (a plain
-    # dict carries no per-module version saying it should be there).
-    keys = set(generator.state_dict())
-    missing = sorted(k for k in keys - set(state) if not k.endswith("num_batches_tracked"))
-    unexpected = sorted(set(state) - keys)
-    if missing or unexpected:
-        raise CatalogError(
-            f"{entry.download_url} does not fit {entry.spec!r}: {_some(missing)} missing, {_some(unexpected)} unexpected"
-        )
-    try:
-        generator.load_state_dict(state, strict=True)
-    except RuntimeError as error:  # shapes; the first line only names the module
-        first = str(error).splitlines()[1:2] or [str(error)]
-        raise CatalogError(f"{entry.download_url} does not fit {entry.spec!r}: {first[0].strip()}") from None
     card = Card(
         spec=entry.spec,
         in_channels=entry.in_channels,
@@ -376,7 +381,10 @@ def _convert_reference(entry: TranslatorEntry, source: Path, sha256: str) -> Non
             "source": entry.source,
         },
     )
-    save_translator(entry.directory, generator, card)
+    try:
+        save_translator(entry.directory, generator, card)
+    except ZooError as error:
+        raise CatalogError(str(error)) from None
 
 
 def _some(keys: list[str], shown: int = 3) -> str:

@@ -11,7 +11,8 @@ import contextlib
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+import secrets
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,12 +20,13 @@ from typing import Any, Literal
 import torch
 from PIL import Image
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor, nn
 from torch.nn import functional
 
-from pix2pix_zoo.errors import ZooError
-from pix2pix_zoo.weights import read_safetensors
+from pix2pix_zoo.errors import SpecError, ZooError
+from pix2pix_zoo.spec import MAX_CHANNELS, Spec, resolve
+from pix2pix_zoo.weights import misfit, read_safetensors, safetensors_shapes
 
 InferenceMode = Literal["eval", "paper"]
 WEIGHTS_FILE = "model.safetensors"
@@ -51,30 +53,165 @@ class Card:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Card:
-        known = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Any, where: str = "card") -> Card:
+        """A card from its JSON, every field's type, range or choice checked first (unknown fields
+        are ignored); a ZooError names ``where`` and the field at fault."""
+        if not isinstance(data, dict):
+            raise ZooError(f"{where}: the card is {_shown(data)}, not a JSON object")
+        for key in ("spec", "in_channels", "out_channels"):
+            if key not in data:
+                raise ZooError(f"{where}: the card has no {key!r}")
+        for key, (fits, expected) in _CARD_RULES.items():
+            if key in data and not fits(data[key]):
+                raise ZooError(f"{where}: card field {key!r} must be {expected}, not {_shown(data[key])}")
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _int_from(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+# A size multiple is a generator's total downsampling: 2**8 for the paper's U-Net.
+MAX_SIZE_MULTIPLE = 2**16
+_CARD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "spec": (lambda value: isinstance(value, str) and bool(value.strip()), "a spec string"),
+    "in_channels": (_int_from(1, MAX_CHANNELS), f"an integer from 1 to {MAX_CHANNELS}"),
+    "out_channels": (_int_from(1, MAX_CHANNELS), f"an integer from 1 to {MAX_CHANNELS}"),
+    "direction": (lambda value: value in ("AtoB", "BtoA"), "AtoB or BtoA"),
+    "codec": (_is_text, "a codec name"),
+    "size_multiple": (_int_from(1, MAX_SIZE_MULTIPLE), f"an integer from 1 to {MAX_SIZE_MULTIPLE}"),
+    "normalisation": (_is_text, "a string"),
+    "inference_mode": (lambda value: value in ("eval", "paper"), "eval or paper"),
+    "dataset": (_is_text, "a string"),
+    "task": (_is_text, "a string"),
+    "metrics": (lambda value: isinstance(value, dict), "a JSON object"),
+    "license": (_is_text, "a string"),
+    "provenance": (lambda value: isinstance(value, dict), "a JSON object"),
+}
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _shown(value: Any, longest: int = 60) -> str:
+    """A value from a file, short enough for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= longest else f"{text[:longest]}..."
 
 
 def save_translator(directory: Path, generator: nn.Module, card: Card) -> Path:
-    """Write ``directory/model.safetensors`` (weights + card); atomically; return its path."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``directory/model.safetensors`` (weights + card) atomically and return its path.
+
+    The file is written under a temporary name of this call's own in the same folder, then renamed
+    over the target, so that concurrent saves never share a half-written file; a failed write
+    (a full disk) leaves the folder as it was and is one ZooError.
+    """
     path = directory / WEIGHTS_FILE
-    temporary = directory / f".{WEIGHTS_FILE}.tmp"
+    temporary = directory / f".{WEIGHTS_FILE}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     tensors = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
-    save_file(tensors, temporary, metadata={CARD_KEY: json.dumps(asdict(card), sort_keys=True)})
-    temporary.replace(path)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(save(tensors, metadata={CARD_KEY: json.dumps(asdict(card), sort_keys=True)}))
+        temporary.replace(path)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise ZooError(f"cannot write {path}: {error.strerror or error}") from None
+        raise
     return path
 
 
-def read_card(path: Path) -> Card:
-    """The card stored in a translator's weights file."""
+def read_card(path: Path, where: str | None = None) -> Card:
+    """The card stored in a translator's weights file, its fields checked; ``where`` names the file
+    in errors (default: its path)."""
+    where = where or str(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        return Card.from_dict(json.loads(metadata[CARD_KEY]))
     except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise ZooError(f"{path} is not a pix2pix-zoo translator: {error}") from None
+        raise ZooError(f"{where} is not a pix2pix-zoo translator: {_first_line(error)}") from None
+    if CARD_KEY not in metadata:
+        raise ZooError(f"{where} is not a pix2pix-zoo translator: its metadata holds no {CARD_KEY!r}")
+    try:
+        data = json.loads(metadata[CARD_KEY])
+    except ValueError as error:
+        raise ZooError(f"{where}: the card is not valid JSON: {_first_line(error)}") from None
+    return Card.from_dict(data, where)
+
+
+def check_translator(path: Path, where: str | None = None) -> Card:
+    """The file's card, once the file is known to rebuild its generator (see :func:`load_generator`)
+    without building anything for real."""
+    card = read_card(path, where)
+    _rebuilding_spec(path, card, where or str(path))
+    return card
+
+
+def load_generator(path: Path, card: Card) -> nn.Module:
+    """The card's generator with the file's weights, loaded strictly, on the CPU; built only once
+    the file is known to fit it (see :func:`check_translator`)."""
+    spec = _rebuilding_spec(path, card, str(path))
+    # Built for real rather than on the meta device: a plugin's non-persistent buffers would be left
+    # on meta by load_state_dict, and initialising a pix2pix generator costs well under a second.
+    generator = spec.build_generator(card.in_channels, card.out_channels)
+    generator.load_state_dict(read_safetensors(path), strict=True)
+    return generator
+
+
+def _rebuilding_spec(path: Path, card: Card, where: str) -> Spec:
+    """The spec that rebuilds the card's generator, checked against the file on the meta device:
+    its options, the size multiple and the tensor names and shapes in the file's header."""
+    spec, generator = _meta_generator(card.spec, card.in_channels, card.out_channels, where)
+    if generator.size_multiple != card.size_multiple:
+        raise ZooError(
+            f"{where}: card field 'size_multiple' is {card.size_multiple}, but {spec.generator} "
+            f"needs {generator.size_multiple}"
+        )
+    problems = misfit(_shapes(generator.state_dict()), safetensors_shapes(path))
+    if problems:
+        raise ZooError(f"{where} does not fit {card.spec!r}: {problems}")
+    return spec
+
+
+def generator_from_state(spec: str | Spec, in_channels: int, out_channels: int, state: dict[str, Tensor],
+                         where: str) -> nn.Module:
+    """``spec``'s generator holding the tensors of ``state`` (loaded strictly), built only once
+    their names and shapes are known to fit it; ``where`` names them in errors.
+
+    Batch norm's ``num_batches_tracked`` may be missing: the reference's files predate it, and
+    loading fills it in.
+    """
+    spec, meta = _meta_generator(spec, in_channels, out_channels, where)
+    expected = {
+        k: v for k, v in _shapes(meta.state_dict()).items() if k in state or not k.endswith("num_batches_tracked")
+    }
+    problems = misfit(expected, _shapes(state))
+    if problems:
+        raise ZooError(f"{where} does not fit {str(spec)!r}: {problems}")
+    generator = spec.build_generator(in_channels, out_channels)
+    generator.load_state_dict(state, strict=True)
+    return generator
+
+
+def _meta_generator(text: str | Spec, in_channels: int, out_channels: int, where: str) -> tuple[Spec, nn.Module]:
+    """A spec for weights from a file, without the options that would load weights from elsewhere
+    (see :class:`pix2pix_zoo.registry.External`), and its generator on the meta device, which
+    allocates and initialises nothing; a ZooError naming ``where`` if either is invalid."""
+    try:
+        spec = resolve(text).self_contained()
+        with torch.device("meta"):
+            return spec, spec.build_generator(in_channels, out_channels)
+    except SpecError as error:
+        raise ZooError(f"{where}: {error}") from None
+
+
+def _shapes(tensors: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in tensors.items()}
 
 
 @contextlib.contextmanager
@@ -121,21 +258,6 @@ def locate(name_or_path: str | os.PathLike[str]) -> Path:
     from pix2pix_zoo.catalog import pull  # the catalog is only needed for names
 
     return pull(text)
-
-
-def load_generator(path: Path, card: Card) -> nn.Module:
-    """The card's generator with the file's weights, loaded strictly, on the CPU."""
-    from pix2pix_zoo.spec import resolve
-
-    state = read_safetensors(path)
-    # Built for real rather than on the meta device: a plugin's non-persistent buffers would be left
-    # on meta by load_state_dict, and initialising a pix2pix generator costs well under a second.
-    generator = resolve(card.spec).build(card.in_channels, card.out_channels).generator
-    try:
-        generator.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ZooError(f"{path}: the weights do not fit {card.spec!r}: {error}") from None
-    return generator
 
 
 class Translator:
@@ -199,12 +321,17 @@ class Translator:
     def _tiling(self, tile: int | None, overlap: int) -> tuple[int | None, int]:
         if tile is None:
             return None, 0
+        if tile < 1 or overlap < 0:
+            raise ZooError(f"tile must be at least 1 and overlap at least 0, not tile {tile} and overlap {overlap}")
         multiple = self.size_multiple
-        tile = max(multiple, tile // multiple * multiple)
-        overlap = math.ceil(overlap / multiple) * multiple
-        if overlap >= tile:
-            raise ZooError(f"tile {tile} must be larger than its overlap {overlap} (both multiples of {multiple})")
-        return tile, overlap
+        aligned_tile = max(multiple, tile // multiple * multiple)
+        aligned_overlap = math.ceil(overlap / multiple) * multiple
+        if aligned_overlap >= aligned_tile:
+            raise ZooError(
+                f"tile {tile} is too small for overlap {overlap}: both are rounded to this translator's size "
+                f"multiple {multiple}, and the tile must be at least {aligned_overlap + multiple} to exceed the overlap"
+            )
+        return aligned_tile, aligned_overlap
 
     # -- tensors --------------------------------------------------------------------------------------
     def translate(self, images: Tensor) -> Tensor:

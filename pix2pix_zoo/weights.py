@@ -1,12 +1,15 @@
 """Reading files of named tensors without executing anything: safetensors, or a PyTorch ``.pth``
-holding a flat state dict (read with ``weights_only=True``). Every failure is one clear ZooError."""
+holding a flat state dict (read with ``weights_only=True``). Every failure is one clear ZooError.
+:func:`misfit` says in one line how tensors' names and shapes differ from a network's."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -19,6 +22,46 @@ def read_safetensors(path: Path) -> dict[str, Tensor]:
         return load_file(str(path), device="cpu")
     except Exception as error:  # safetensors raises its own error types for corrupt files
         raise ZooError(f"{path} is not a readable safetensors file: {error}") from None
+
+
+def safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The name and shape of each tensor in a safetensors file, from its header: no tensor is read."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except Exception as error:  # safetensors raises its own error types for corrupt files
+        raise ZooError(f"{path} is not a readable safetensors file: {error}") from None
+
+
+def misfit(expected: Mapping[str, Sequence[int]], found: Mapping[str, Sequence[int]]) -> str:
+    """``""`` when ``found`` has exactly the tensor names and shapes of ``expected``; else one line
+    counting the missing, unexpected and reshaped keys, naming the first few."""
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    reshaped = [key for key in expected if key in found and tuple(found[key]) != tuple(expected[key])]
+    problems = []
+    if missing:
+        problems.append(f"{_some(missing)} missing")
+    if unexpected:
+        problems.append(f"{_some(unexpected)} unexpected")
+    if reshaped:
+        key, more = reshaped[0], ", ..." if len(reshaped) > 1 else ""
+        problems.append(
+            f"{len(reshaped)} key{'s' if len(reshaped) > 1 else ''} of another shape "
+            f"({_name(key)} is {list(found[key])}, not {list(expected[key])}{more})"
+        )
+    return ", ".join(problems)
+
+
+def _some(keys: list[str], shown: int = 3) -> str:
+    """``"2 keys (a, b)"``, with at most ``shown`` keys named."""
+    more = ", ..." if len(keys) > shown else ""
+    return f"{len(keys)} key{'s' if len(keys) > 1 else ''} ({', '.join(map(_name, keys[:shown]))}{more})"
+
+
+def _name(key: str, longest: int = 80) -> str:
+    """A tensor name fit for a one-line message (a file's names are anyone's text)."""
+    return key if key.isprintable() and len(key) <= longest else repr(key[:longest])
 
 
 def read_state_dict_pth(path: Path, label: str | None = None) -> dict[str, Tensor]:
