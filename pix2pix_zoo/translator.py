@@ -3,6 +3,10 @@
 The card's essentials (canonical spec, channels, direction, normalisation, size multiple) live in
 the safetensors ``__metadata__``, so ``model.safetensors`` alone rebuilds and runs the generator.
 :class:`Translator` loads one and runs it on images of any size.
+
+A translator file is anyone's data, so it never steers the zoo: its card is checked like any input,
+its spec is rebuilt without the options that would load weights from elsewhere, and the generator
+is compared with the file's tensor shapes on the meta device before anything is built for real.
 """
 
 from __future__ import annotations
