@@ -164,7 +164,7 @@ class Spec:
     def build_generator(self, in_channels: int = 3, out_channels: int = 3) -> nn.Module:
         """Instantiate the generator alone."""
         for name, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
-            check_channels(name, channels)
+            _check_channels(name, channels)
         generator = _call(self.generator, in_channels, out_channels)
         _check_attribute(generator, "size_multiple", self.generator)
         return generator
@@ -181,11 +181,10 @@ class Spec:
         return Pix2Pix(self, generator, discriminator, objective, in_channels, out_channels)
 
 
-def check_channels(name: str, channels: Any) -> int:
-    """``channels`` if it is an int from 1 to :data:`MAX_CHANNELS`; a SpecError naming ``name`` otherwise."""
+def _check_channels(name: str, channels: Any) -> None:
+    """Raise a SpecError naming ``name`` unless ``channels`` is an int from 1 to :data:`MAX_CHANNELS`."""
     if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= MAX_CHANNELS:
         raise SpecError(f"{name} must be an integer from 1 to {MAX_CHANNELS}, not {channels!r}")
-    return channels
 
 
 def _call(part: SpecPart, *args: Any) -> Any:
