@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None, prog_name: str = "zoo") -> None:
             raise
         print(f"error: {_one_line(_error_line(error))}", file=sys.stderr)
         sys.exit(1)
-    if isinstance(code, int) and code:
-        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)  # an exit code as click's standalone mode gives
 
 
 def _error_line(error: Exception) -> str:
