@@ -12,6 +12,8 @@ from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.errors import SpecError
 
 DEFAULTS = TrainConfig()
+# What may be given with --resume: a resumed run keeps every other setting in its config.json.
+RESUME_OPTIONS = ("resume", "max_steps", "progress", "as_json")
 
 
 def data_options(pairs: list[str]) -> dict[str, str]:
@@ -25,7 +27,16 @@ def data_options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+def given_options(ctx: typer.Context) -> list[str]:
+    """The options the user typed (not left at their defaults), as their flags."""
+    from typer._click.core import ParameterSource  # typer carries its own click
+
+    return [param.opts[0] for param in ctx.command.params
+            if ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT)]
+
+
 def train(
+    ctx: typer.Context,
     spec: Optional[str] = typer.Argument(None, metavar="SPEC", help="e.g. unet_256+patch70+l1cgan (not with --resume)."),
     data: str = typer.Option(DEFAULTS.data, "--data", "-d", help="Dataset name or SCHEME:PATH, e.g. facades, folder:./pairs.", rich_help_panel="Data"),
     data_opt: list[str] = typer.Option([], "--data-opt", help="Dataset option KEY=VALUE (repeatable), e.g. size=128.", rich_help_panel="Data"),
@@ -66,6 +77,13 @@ def train(
     if resume is not None:
         if spec is not None:
             raise SpecError("--resume continues a run with its saved settings; give no SPEC with it")
+        allowed = {param.opts[0] for param in ctx.command.params if param.name in RESUME_OPTIONS}
+        refused = [flag for flag in given_options(ctx) if flag not in allowed]
+        if refused:
+            raise SpecError(
+                f"{', '.join(refused)} cannot be changed with --resume: a run continues with the settings in its "
+                "config.json (only --max-steps, --progress/--no-progress and --json apply)"
+            )
         trainer = Trainer(TrainConfig(), resume, resume=True, max_steps=max_steps, progress=progress)
     else:
         if spec is None:
@@ -78,6 +96,8 @@ def train(
             ema_decay=ema_decay, workers=workers, device=device, log_every=log_every, sample_every=sample_every,
             checkpoint_every=checkpoint_every, skip_bad=skip_bad,
         ).validate()
+        if runs.exists() and not runs.is_dir():
+            raise SpecError(f"--runs {runs} is a file, not a folder of run directories")
         run_dir = runs / (name or run_name(config.spec, config.data))
         trainer = Trainer(config, run_dir, overwrite=overwrite, progress=progress)
     result = trainer.fit()

@@ -1,19 +1,22 @@
 """Checkpoints: tensors as safetensors, everything else as JSON; no pickle anywhere.
 
 A checkpoint is a folder ``checkpoints/step-000001234/`` holding ``<module>.safetensors`` for each
-network and optimiser and ``state.json`` (step, epoch, schedule, optimiser hyper-parameters). It is
-written under a temporary name, flushed to disk and renamed into place; only then does the file
-``checkpoints/latest`` (replaced atomically too) point at it. A process killed at any moment leaves
-the previous checkpoint, or the new one, complete and loadable.
+network and optimiser and ``state.json`` (step, epoch, schedule, optimiser hyper-parameters and the
+sha256 of every tensor file, verified on load). It is written under a temporary name, flushed to disk
+and renamed into place; only then does the file ``checkpoints/latest`` (replaced atomically too) point
+at it. A process killed at any moment leaves the previous checkpoint, or the new one, complete and
+loadable; a write the system refuses (a full disk) leaves the previous one and no temporary files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -23,6 +26,7 @@ from pix2pix_zoo.errors import ZooError
 
 LATEST = "latest"
 STATE = "state.json"
+STEP_NAME = re.compile(r"step-\d{9}")
 
 
 class CheckpointError(ZooError):
@@ -74,6 +78,14 @@ def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().contiguous().cpu() for key, value in module.state_dict().items()}
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def save_checkpoint(
     directory: Path,
     step: int,
@@ -82,55 +94,162 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Write one checkpoint atomically, point ``latest`` at it, keep the newest ``keep``; return its folder."""
+    """Write one checkpoint atomically, point ``latest`` at it, keep the newest ``keep``; return its folder.
+
+    The caller holds the run's lock, so temporary files found here are a dead process's and go.
+    """
     directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob(".*.tmp"):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     name = f"step-{step:09d}"
     final = directory / name
     temporary = directory / f".{name}.tmp"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    plain_optimizers = {}
-    for key, module in modules.items():
-        save_file(module_tensors(module), temporary / f"{key}.safetensors")
-    for key, optimizer in optimizers.items():
-        tensors, plain = flatten_optimizer(optimizer)
-        save_file(tensors, temporary / f"{key}.safetensors")
-        plain_optimizers[key] = plain
-    write_json_atomic(temporary / STATE, {**state, "step": step, "optimizers": plain_optimizers})
-    for path in temporary.iterdir():
-        _fsync(path)
-    _fsync(temporary)
-    if final.exists():  # the same step saved again (e.g. end of epoch right after a periodic save)
-        shutil.rmtree(final)
-    temporary.rename(final)
-    _fsync(directory)
     pointer = directory / f".{LATEST}.tmp"
-    pointer.write_text(name + "\n")
-    _fsync(pointer)
-    pointer.replace(directory / LATEST)
-    _fsync(directory)
+    try:
+        temporary.mkdir()
+        plain_optimizers, checksums = {}, {}
+        tensors_of = {key: module_tensors(module) for key, module in modules.items()}
+        for key, optimizer in optimizers.items():
+            tensors_of[key], plain_optimizers[key] = flatten_optimizer(optimizer)
+        for key, tensors in tensors_of.items():
+            save_file(tensors, temporary / f"{key}.safetensors")
+            checksums[f"{key}.safetensors"] = file_sha256(temporary / f"{key}.safetensors")
+        write_json_atomic(temporary / STATE, {**state, "step": step, "optimizers": plain_optimizers,
+                                              "sha256": checksums})
+        for path in temporary.iterdir():
+            _fsync(path)
+        _fsync(temporary)
+        if final.exists():  # the same step saved again after falling back from a corrupt checkpoint
+            shutil.rmtree(final)
+        temporary.rename(final)
+        _fsync(directory)
+        try:
+            pointer.write_text(name + "\n")
+            _fsync(pointer)
+            pointer.replace(directory / LATEST)
+        except OSError:
+            shutil.rmtree(final, ignore_errors=True)  # `latest` still names the previous checkpoint
+            raise
+        _fsync(directory)
+    except OSError as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        pointer.unlink(missing_ok=True)
+        previous = _pointed_name(directory)
+        kept = f"the previous checkpoint {previous} is kept" if previous else "there is no earlier checkpoint"
+        raise CheckpointError(f"cannot write checkpoint {final}: {error.strerror or error}; {kept}") from None
     for old in sorted(p for p in directory.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def latest_checkpoint(directory: Path) -> Path | None:
-    """The folder ``latest`` points at, or None when the run has no checkpoint yet."""
+def _pointed_name(directory: Path) -> str | None:
+    """The checkpoint name in ``latest`` (None when there is none); a CheckpointError when the file
+    holds anything but a checkpoint's name, so that it cannot point anywhere else."""
     pointer = directory / LATEST
     if not pointer.exists():
         return None
-    folder = directory / pointer.read_text().strip()
+    try:
+        name = pointer.read_bytes().decode("utf-8").strip()
+    except (UnicodeDecodeError, OSError):
+        name = None
+    if name is None or not STEP_NAME.fullmatch(name):
+        raise CheckpointError(
+            f"{pointer} does not hold a checkpoint's name (like step-000001234); write the name of one of "
+            f"the step-* folders beside it into it"
+        )
+    return name
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The folder ``latest`` points at, or None when the run has no checkpoint yet."""
+    name = _pointed_name(directory)
+    if name is None:
+        return None
+    folder = directory / name
     if not (folder / STATE).exists():
-        raise CheckpointError(f"checkpoint {folder} named by {pointer} is incomplete")
+        raise CheckpointError(f"checkpoint {folder} named by {directory / LATEST} is incomplete")
     return folder
+
+
+def checkpoints_newest_first(directory: Path) -> Iterator[Path]:
+    """The checkpoint ``latest`` names, then the older ones, newest first (none if there is no ``latest``)."""
+    name = _pointed_name(directory)
+    if name is None:
+        return
+    yield directory / name
+    older = sorted((p for p in directory.glob("step-*") if STEP_NAME.fullmatch(p.name) and p.name < name), reverse=True)
+    yield from older
+
+
+def verify_checkpoint(folder: Path) -> dict[str, Any]:
+    """The checkpoint's JSON state once every tensor file matches its recorded sha256; a CheckpointError
+    saying what is missing or corrupt. (Checkpoints written before checksums are taken as they are.)"""
+    try:
+        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"cannot load checkpoint {folder}: it has no {STATE}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} is unreadable ({error})") from None
+    required = {"step": int, "epoch": int, "step_in_epoch": int, "optimizers": dict}
+    problems = [key for key, kind in required.items() if not isinstance(state.get(key) if isinstance(state, dict) else None, kind)]
+    if problems:
+        raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} lacks a valid {problems[0]!r}")
+    checksums = state.get("sha256", {})
+    if not isinstance(checksums, dict):
+        raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} has a malformed 'sha256'")
+    for file_name, expected in checksums.items():
+        path = folder / str(file_name)
+        if path.parent != folder or not path.is_file():
+            raise CheckpointError(f"cannot load checkpoint {folder}: {file_name} is missing")
+        if file_sha256(path) != expected:
+            raise CheckpointError(f"cannot load checkpoint {folder}: {file_name} does not match its sha256 (corrupt)")
+    return state
+
+
+def newest_verified_checkpoint(directory: Path) -> Path | None:
+    """The newest checkpoint whose files match their checksums; None when there is none."""
+    try:
+        for folder in checkpoints_newest_first(directory):
+            try:
+                verify_checkpoint(folder)
+                return folder
+            except CheckpointError:
+                continue
+    except CheckpointError:  # `latest` itself is unreadable
+        pass
+    return None
+
+
+def load_newest_checkpoint(
+    directory: Path,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    warn: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """Load the checkpoint ``latest`` names, or, if it is corrupt, the newest older one that loads
+    (saying so through ``warn`` in one line); None when the run has no checkpoint."""
+    failure = None
+    for folder in checkpoints_newest_first(directory):
+        if failure is not None:
+            warn(f"{failure}; falling back to the previous checkpoint {folder}")
+        try:
+            return load_checkpoint(folder, modules, optimizers)
+        except CheckpointError as error:
+            failure = str(error)
+    if failure is not None:
+        raise CheckpointError(f"{failure}, and no earlier checkpoint is left to fall back to")
+    return None
 
 
 def load_checkpoint(
     folder: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer]
 ) -> dict[str, Any]:
-    """Load weights and optimiser states into the given objects; return the JSON state."""
+    """Verify the checkpoint, load weights and optimiser states into the given objects; return the JSON state."""
+    state = verify_checkpoint(folder)
     try:
-        state = json.loads((folder / STATE).read_text())
         for key, module in modules.items():
             module.load_state_dict(load_file(folder / f"{key}.safetensors"))
         for key, optimizer in optimizers.items():

@@ -3,15 +3,55 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pix2pix_zoo.data.augment import PreprocessMode
-from pix2pix_zoo.errors import SpecError
+from pix2pix_zoo.errors import SpecError, ZooError
 
 Precision = Literal["fp32", "bf16", "fp16"]
 OptimizerImpl = Literal["auto", "fused", "foreach", "plain"]
+MAX_SEED = 2**63 - 1  # torch seeds are 64-bit; the data order's seed + epoch must fit too
+# Settings whose `zoo train` option is not --<name with dashes>.
+OPTION_FLAGS = {"data_options": "--data-opt", "flip": "--no-flip", "optimizer_impl": "--optimizer"}
+
+
+class ConfigFileError(ZooError):
+    """Saved settings (a run's config.json) are malformed: a key is missing, unknown or of the wrong type."""
+
+
+def option_flag(name: str) -> str:
+    """The ``zoo train`` option that sets the config field ``name``."""
+    return OPTION_FLAGS.get(name, f"--{name.replace('_', '-')}")
+
+
+def _matches(value: Any, annotation: Any) -> bool:
+    """Whether JSON ``value`` fits the field type ``annotation`` (a Literal's choices are checked later)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(annotation))
+    if origin is Literal:
+        return True
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or annotation)
+
+
+def _describe(annotation: Any) -> str:
+    """``annotation`` in words, for an error message."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg) for arg in typing.get_args(annotation))
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "an object",
+             type(None): "null"}
+    return words.get(typing.get_origin(annotation) or annotation, "a choice")
 
 
 def _literal_choices(annotation: Any) -> list[str]:
@@ -61,36 +101,65 @@ class TrainConfig:
     skip_bad: bool = False
     eval_split: str | None = None  # None: "test", else "val", whichever the dataset has
 
-    def validate(self) -> TrainConfig:
-        """Raise SpecError on values that cannot work; return self."""
+    def validate(self, label: Callable[[str], str] | None = None) -> TrainConfig:
+        """Raise SpecError on values that cannot work; return self.
+
+        ``label`` names a setting in the message (default: its command-line option, e.g. ``--lr``).
+        """
+        name_of = label or option_flag
         for name, annotation in typing.get_type_hints(type(self)).items():
             choices = _literal_choices(annotation)
             value = getattr(self, name)
             if choices and value is not None and value not in choices:
-                raise SpecError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, not {value!r}")
-        positive = {"batch_size": self.batch_size, "crop_size": self.crop_size, "load_size": self.load_size,
-                    "log_every": self.log_every, "sample_every": self.sample_every,
-                    "keep_checkpoints": self.keep_checkpoints}
-        for name, value in positive.items():
-            if value < 1:
-                raise SpecError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
-        if self.epochs < 0 or self.epochs_decay < 0 or self.epochs + self.epochs_decay < 1:
-            raise SpecError("--epochs and --epochs-decay must be >= 0 and give at least one epoch")
+                raise SpecError(f"{name_of(name)} must be one of {', '.join(choices)}, not {value!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpecError(f"{name_of(name)} must be a finite number, not {value}")
+        positive = ("batch_size", "crop_size", "load_size", "log_every", "sample_every", "keep_checkpoints")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SpecError(f"{name_of(name)} must be at least 1, not {getattr(self, name)}")
+        for name in ("workers", "checkpoint_every", "epochs", "epochs_decay"):
+            if getattr(self, name) < 0:
+                raise SpecError(f"{name_of(name)} must be 0 or more, not {getattr(self, name)}")
+        if self.epochs + self.epochs_decay < 1:
+            raise SpecError(f"{name_of('epochs')} and {name_of('epochs_decay')} must give at least one epoch")
         if self.max_steps is not None and self.max_steps < 1:
-            raise SpecError(f"--max-steps must be at least 1, not {self.max_steps}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise SpecError(f"--ema-decay must be in [0, 1), not {self.ema_decay}")
+            raise SpecError(f"{name_of('max_steps')} must be at least 1, not {self.max_steps}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise SpecError(f"{name_of('seed')} must be from 0 to {MAX_SEED}, not {self.seed}")
+        for name in ("ema_decay", "beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise SpecError(f"{name_of(name)} must be in [0, 1), not {getattr(self, name)}")
         if self.lr <= 0:
-            raise SpecError(f"--lr must be positive, not {self.lr}")
+            raise SpecError(f"{name_of('lr')} must be positive, not {self.lr}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_dict(cls, data: Any, where: str = "the config") -> TrainConfig:
+        """A validated config from saved settings (e.g. a run's config.json); a ConfigFileError naming
+        the first key that is missing, unknown or of the wrong type."""
+        if not isinstance(data, dict):
+            raise ConfigFileError(f"{where} must hold an object of settings, not {type(data).__name__}")
+        hints = typing.get_type_hints(cls)
+        for key in data:
+            if key not in hints:
+                raise ConfigFileError(f"{where} has an unknown setting {key!r}")
+        values = {}
+        for key, annotation in hints.items():
+            if key not in data:
+                raise ConfigFileError(f"{where} has no setting {key!r}")
+            value = data[key]
+            if not _matches(value, annotation):
+                raise ConfigFileError(f"{key!r} in {where} must be {_describe(annotation)}, not {json.dumps(value)}")
+            values[key] = float(value) if annotation is float else value
+        config = cls(**values)
+        try:
+            return config.validate(lambda key: f"{key!r} in {where}")
+        except SpecError as error:
+            raise ConfigFileError(str(error)) from None
 
     def lr_factor(self, epoch: int) -> float:
         """Multiplier of the base learning rate during 1-based ``epoch``."""

@@ -15,6 +15,10 @@ for dropout alike, so a resumed run draws exactly what an uninterrupted one woul
 resume, N steps equals 2N steps straight. Losses stay on the device and are read every
 ``log_every`` steps (the only host synchronisation in the loop); a loss that is not finite stops
 the run before anything else is written, leaving the last good checkpoint.
+
+Nothing is written before every setting, the data and the networks have been checked; one process
+at a time holds a run directory (see rundir.py), and ``overwrite`` replaces only a run the zoo made,
+once the new one is set up.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import itertools
 import json
 import platform
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -41,11 +44,28 @@ from pix2pix_zoo.atomic import write_json_atomic
 from pix2pix_zoo.data import open_dataset, parse_data
 from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient
 from pix2pix_zoo.engine import distributed
-from pix2pix_zoo.engine.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from pix2pix_zoo.engine.config import TrainConfig
+from pix2pix_zoo.engine.checkpoint import (
+    CheckpointError,
+    load_newest_checkpoint,
+    newest_verified_checkpoint,
+    save_checkpoint,
+)
+from pix2pix_zoo.engine.config import ConfigFileError, TrainConfig
 from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
 from pix2pix_zoo.engine.report import open_codec, picture, sample_grid, write_report
+from pix2pix_zoo.engine.rundir import (
+    CONFIG,
+    METRICS,
+    RunExists,
+    RunLock,
+    check_replaceable,
+    check_run_target,
+    install_run,
+    read_metrics,
+    run_config,
+    trim_metrics,
+)
 from pix2pix_zoo.errors import BadImageError, DataError, SpecError, ZooError
 from pix2pix_zoo.evaluation import evaluate_batches
 from pix2pix_zoo.interfaces import PairedDataset
@@ -59,10 +79,6 @@ VERSIONED_PACKAGES = ("pix2pix-zoo", "torch", "timm", "kornia", "safetensors", "
 
 class TrainingDiverged(ZooError):
     """A loss became NaN or infinite."""
-
-
-class RunExists(ZooError):
-    """The run directory exists and neither --resume nor --overwrite was given."""
 
 
 def run_name(spec: str, data: str) -> str:
@@ -149,6 +165,7 @@ class Trainer:
 
     ``resume=True`` continues ``run_dir`` from its latest checkpoint with the config saved there
     (only ``max_steps`` may be changed, e.g. to extend a run that was stopped early on purpose).
+    The run directory stays locked to this process until :meth:`fit` ends.
     """
 
     def __init__(
@@ -166,20 +183,21 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.echo = echo if self.ranks.is_main else (lambda line: None)
         self.show_progress = progress and self.ranks.is_main
+        self._lock: RunLock | None = None  # rank 0's lock of the run directory
+        self._old_lock: RunLock | None = None  # with overwrite: the lock of the run being replaced
+        try:
+            self._set_up(config, resume, max_steps, overwrite)
+        except BaseException:
+            self._release()
+            raise
+
+    def _set_up(self, config: TrainConfig, resume: bool, max_steps: int | None, overwrite: bool) -> None:
         if resume:
-            saved = self.run_dir / "config.json"
-            if not saved.exists():
-                raise ZooError(f"cannot resume {self.run_dir}: it has no config.json")
-            config = TrainConfig.from_dict(json.loads(saved.read_text())["config"])
-            if max_steps is not None:
-                config.max_steps = max_steps
+            config = self._saved_config(max_steps)
         self.config = config.validate()
         self.spec = resolve(config.spec)
-        if not resume and self.run_dir.exists() and not overwrite and self.ranks.is_main:
-            raise RunExists(
-                f"run directory {self.run_dir} already exists; pass --resume {self.run_dir} to continue it "
-                "or --overwrite to start it again"
-            )
+        if self.ranks.is_main:
+            self._claim_run_dir(resume, overwrite)
 
         dataset = open_dataset(config.data, "train", **config.data_options)
         self.dataset = GuardedImages(dataset, config.skip_bad)
@@ -203,9 +221,8 @@ class Trainer:
             )
         except ValueError as error:
             raise SpecError(str(error)) from None
+        self._check_a_batch_fits()
         self.cpu_tuning = self._tune_for_cpu()
-        # Everything that can be wrong with the settings or the data has been checked: now write.
-        self._prepare_run_dir(resume, overwrite)
         self._place_models()
         self.optimizer_g, self.optimizer_d = make_optimizers(
             self.models, config.lr, (config.beta1, config.beta2), config.optimizer_impl
@@ -219,6 +236,7 @@ class Trainer:
         self.step, self.epoch, self.step_in_epoch = 0, 1, 0
         if resume:
             self._load_latest()
+        self._saved_step = self.step if resume else None  # the step whose checkpoint exists
         self.sampler = DistributedSampler(
             self.dataset,
             num_replicas=self.ranks.world_size,
@@ -230,7 +248,7 @@ class Trainer:
         self.batches_per_epoch = len(self.sampler) // config.batch_size
         if self.batches_per_epoch == 0:
             raise DataError(
-                f"dataset {config.data!r} has {len(self.dataset)} training pairs: too few for batch size "
+                f"dataset {config.data!r} has {len(self.dataset)} training pairs: too few for --batch-size "
                 f"{config.batch_size} on {self.ranks.world_size} process(es)"
             )
         self.skipping = SkippingSampler(self.sampler)
@@ -247,29 +265,99 @@ class Trainer:
         self.skipped: set[str] = set()
         self._sums: dict[str, Tensor] = {}
         self._count = 0
-        self._window_start = time.perf_counter()
         self._samples = self._sample_batch() if self.ranks.is_main else None
+        # Everything that can be wrong with the settings or the data has been checked: now write.
+        self._prepare_run_dir(resume)
         self._tensorboard = self._open_tensorboard()
+        self._window_start = time.perf_counter()
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+    def _saved_config(self, max_steps: int | None) -> TrainConfig:
+        """The config a run to resume was started with (``max_steps`` changed if given), checked
+        key by key: a hand-edited config.json is refused in one line naming the key."""
+        if not self.run_dir.is_dir() or self.run_dir.is_symlink():
+            raise RunExists(f"cannot resume {self.run_dir}: it is not a run directory")
+        try:
+            saved = run_config(self.run_dir)
+        except RunExists as error:
+            raise ConfigFileError(f"cannot resume {self.run_dir}: {error}") from None
+        where = str(self.run_dir / CONFIG)
+        config = TrainConfig.from_dict(saved["config"], where)
+        try:
+            spec = str(resolve(config.spec))
+        except SpecError as error:
+            raise ConfigFileError(f"'spec' in {where}: {error}") from None
+        if spec != saved["canonical_spec"]:
+            raise ConfigFileError(
+                f"'spec' in {where} ({spec}) is not the run's spec ({saved['canonical_spec']}); a run's networks "
+                "cannot change: start a new run for another spec"
+            )
+        if max_steps is not None:
+            config.max_steps = max_steps
+        return config
+
+    def _claim_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """Lock the run directory to resume, or check that a new run may be made or may replace what
+        is there (locking the run it replaces); writes nothing but the lock."""
+        check_run_target(self.run_dir)
+        if resume:
+            self._lock = RunLock(self.run_dir)
+            return
+        if not self.run_dir.exists():
+            return
+        if not overwrite:
+            raise RunExists(
+                f"run directory {self.run_dir} already exists; pass --resume {self.run_dir} to continue it "
+                "or --overwrite to start it again"
+            )
+        check_replaceable(self.run_dir)
+        if any(self.run_dir.iterdir()):
+            self._old_lock = RunLock(self.run_dir)
+
+    def _prepare_run_dir(self, resume: bool) -> None:
+        """Make the run directory (replacing the old one only now), or trim a resumed run's metrics
+        to its checkpoint."""
         if not self.ranks.is_main:
             return
-        if self.run_dir.exists() and not resume:
-            if any(self.run_dir.iterdir()) and not (self.run_dir / "config.json").exists():
-                raise RunExists(f"{self.run_dir} is not a run directory (no config.json); not overwriting it")
-            shutil.rmtree(self.run_dir)
-        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
-        if not resume:
-            write_json_atomic(self.run_dir / "config.json", {
-                "config": self.config.to_dict(),
-                "canonical_spec": str(self.spec),
-                "versions": package_versions(),
-                "world_size": self.ranks.world_size,
-                "device": str(self.device),
-                "cpu_tuning": self.cpu_tuning,
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            })
+        if resume:
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            trim_metrics(self.run_dir / METRICS, self.step)
+            return
+        self._lock = install_run(self.run_dir, self._write_new_run, replacing=self._old_lock)
+        self._old_lock = None
+
+    def _write_new_run(self, folder: Path) -> None:
+        (folder / "samples").mkdir()
+        write_json_atomic(folder / CONFIG, {
+            "config": self.config.to_dict(),
+            "canonical_spec": str(self.spec),
+            "versions": package_versions(),
+            "world_size": self.ranks.world_size,
+            "device": str(self.device),
+            "cpu_tuning": self.cpu_tuning,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        })
+
+    def _release(self) -> None:
+        for lock in (self._lock, self._old_lock):
+            if lock is not None:
+                lock.release()
+
+    def _check_a_batch_fits(self) -> None:
+        """Augment one training batch now, so that a --load-size too large for memory is refused
+        before anything is written rather than at the first step."""
+        count = min(self.config.batch_size, len(self.dataset))
+        batch = collate_guarded([self.dataset[index] for index in range(count)])
+        generator = torch.Generator(self.device).manual_seed(self.config.seed)
+        try:
+            self._prepare(batch, generator, train=True)
+        except (RuntimeError, MemoryError) as error:
+            if not isinstance(error, (MemoryError, torch.OutOfMemoryError)) and "alloc" not in str(error):
+                raise
+            raise SpecError(
+                f"--load-size {self.config.load_size} is too large: one training batch resized to it does not "
+                f"fit in the memory of {self.device}; use a smaller --load-size or --batch-size"
+            ) from None
 
     def _tune_for_cpu(self) -> dict[str, Any] | None:
         """On a CPU in fp32 eager mode, :mod:`~pix2pix_zoo.engine.cpu_tuning`'s speed-ups (for the
@@ -380,7 +468,10 @@ class Trainer:
         return modules, optimizers
 
     def _save(self) -> None:
+        if self._saved_step == self.step:  # e.g. the end of an epoch right after a periodic save
+            return
         self._flush()  # never write a checkpoint after a non-finite loss
+        self._saved_step = self.step
         if not self.ranks.is_main:
             return
         modules, optimizers = self._checkpoint_parts()
@@ -395,12 +486,19 @@ class Trainer:
         write_report(self.run_dir, str(self.spec), self._summary())
 
     def _load_latest(self) -> None:
-        folder = latest_checkpoint(self.run_dir / "checkpoints")
-        if folder is None:
+        modules, optimizers = self._checkpoint_parts()
+        state = load_newest_checkpoint(self.run_dir / "checkpoints", modules, optimizers, warn=self.echo)
+        if state is None:
+            progress = [name for name, made in (("metrics.jsonl", read_metrics(self.run_dir / METRICS)),
+                                                ("translator/", (self.run_dir / "translator").exists()),
+                                                ("eval.json", (self.run_dir / "eval.json").exists())) if made]
+            if progress:
+                raise CheckpointError(
+                    f"cannot resume {self.run_dir}: it has {', '.join(progress)} but no checkpoint to continue "
+                    "from; start it again with the same settings and --overwrite"
+                )
             self.echo(f"{self.run_dir} has no checkpoint yet; starting from step 0")
             return
-        modules, optimizers = self._checkpoint_parts()
-        state = load_checkpoint(folder, modules, optimizers)
         self.amp.load_state_dict(state.get("amp", {}))
         self.step, self.epoch, self.step_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
         self.echo(f"resuming {self.run_dir} at step {self.step} (epoch {self.epoch})")
@@ -423,8 +521,8 @@ class Trainer:
         self._sums, self._count, self._window_start = {}, 0, time.perf_counter()
         bad = [k for k, v in values.items() if v != v or v in (float("inf"), float("-inf"))]
         if bad:
-            last = latest_checkpoint(self.run_dir / "checkpoints")
-            kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been written yet"
+            last = newest_verified_checkpoint(self.run_dir / "checkpoints")
+            kept = f"the last good checkpoint is {last}" if last else "there is no checkpoint that verifies"
             raise TrainingDiverged(f"loss {', '.join(bad)} became {values[bad[0]]} by step {self.step}; {kept}")
         record = {
             "step": self.step,
@@ -436,7 +534,7 @@ class Trainer:
         if self.config.skip_bad:
             record["skipped_images"] = len(self.skipped)
         if self.ranks.is_main:
-            with open(self.run_dir / "metrics.jsonl", "a") as stream:
+            with open(self.run_dir / METRICS, "a") as stream:
                 stream.write(json.dumps(record) + "\n")
             if self._tensorboard is not None:
                 for key, value in record.items():
@@ -486,6 +584,7 @@ class Trainer:
             if self._tensorboard is not None:
                 self._tensorboard.close()
             distributed.stop()
+            self._release()
 
     def _fit(self) -> TrainResult:
         config = self.config
