@@ -9,6 +9,7 @@ A run directory holds everything about a run::
     report.html            loss curves and the newest grids, self-contained
     translator/            the exported generator (model.safetensors with its card)
     eval.json              held-out L1/PSNR/SSIM of the translator and of two baselines
+    .pix2pix-zoo-run       the marker that says zoo train made the folder (and its .lock)
 
 Randomness is reseeded from (seed, step, rank) at every step, for the augmentation on the device and
 for dropout alike, so a resumed run draws exactly what an uninterrupted one would: N steps, stop,
