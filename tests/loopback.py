@@ -33,8 +33,33 @@ class _Handler(SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body[: len(body) // 2])
+        elif behaviour == "trickle":  # promise the whole file, send it a byte at a time, slowly
+            body = (Path(self.directory) / self.path.lstrip("/")).read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self._send_while_listened((body[i : i + 1] for i in range(len(body))), pause=self.server.trickle_interval)
+        elif behaviour == "unsized":  # the whole file, its length not announced (ended by closing)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write((Path(self.directory) / self.path.lstrip("/")).read_bytes())
+        elif behaviour == "endless":  # no length, and zeros until the client hangs up
+            self.send_response(200)
+            self.end_headers()
+            self._send_while_listened(iter(lambda: bytes(1 << 16), None), pause=0)
         else:
             super().do_GET()
+
+    def _send_while_listened(self, pieces, pause: float) -> None:
+        """Send ``pieces``, ``pause`` seconds after each, until the client or the server stops."""
+        try:
+            for piece in pieces:
+                self.wfile.write(piece)
+                self.wfile.flush()
+                if self.server.release.wait(pause):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
 
     def log_message(self, *args) -> None:
         pass
@@ -43,7 +68,9 @@ class _Handler(SimpleHTTPRequestHandler):
 class LoopbackServer(ThreadingHTTPServer):
     """Serves the files of ``folder`` on 127.0.0.1 (any free port), recording every request path.
 
-    ``behaviours[path]`` makes one path misbehave: ``"hang"`` or ``"cut"``.
+    ``behaviours[path]`` makes one path misbehave: ``"hang"`` (no answer), ``"cut"`` (half the
+    promised body), ``"trickle"`` (a byte every ``trickle_interval`` seconds), ``"unsized"`` (no
+    length announced) or ``"endless"`` (zeros, no length, never done).
     """
 
     daemon_threads = True
@@ -55,6 +82,7 @@ class LoopbackServer(ThreadingHTTPServer):
         self.requests: list[str] = []
         self.behaviours: dict[str, str] = {}
         self.release = threading.Event()
+        self.trickle_interval = 0.3
         # A short poll keeps shutdown() quick: it waits for the serving loop's next look.
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 

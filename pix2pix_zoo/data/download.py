@@ -1,9 +1,14 @@
 """Downloads that are verified and atomic, and tar extraction that cannot escape its folder.
 
 Nothing here leaves a half-written file or folder under its final name: a download streams into a
-hidden ``.<name>.part-<random>`` beside its destination and is renamed over it once complete and
-verified; an archive is extracted into a hidden folder beside its target and renamed into place once
-every member is out. What a failure leaves behind is deleted; what it says is one line.
+hidden ``.<name>.<pid>-<random>.part`` beside its destination and is renamed over it once complete
+and verified; an archive is extracted into a hidden folder beside its target and renamed into place
+once every member is out. What a failure or a SIGTERM leaves behind is deleted; what it says is one
+line.
+
+Every download is bounded: by a timeout without data, a deadline for the whole, and a size (the one
+promised, or a cap when none is). ``$ZOO_DOWNLOAD_DEADLINE`` (seconds) and ``$ZOO_DOWNLOAD_MAX_BYTES``
+change the defaults.
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ import gzip
 import hashlib
 import http.client
 import os
-import secrets
 import shutil
 import ssl
 import sys
 import tarfile
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
@@ -31,9 +37,15 @@ from rich.filesize import decimal
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from pix2pix_zoo import __version__
+from pix2pix_zoo.atomic import sigterm_as_interrupt, temporary_path
 from pix2pix_zoo.errors import DataError
 
 CHUNK_SIZE = 1 << 20
+DEADLINE_VARIABLE = "ZOO_DOWNLOAD_DEADLINE"
+MAX_BYTES_VARIABLE = "ZOO_DOWNLOAD_MAX_BYTES"
+DEFAULT_DEADLINE = 4 * 3600.0  # seconds for one whole download
+DEFAULT_MAX_BYTES = 4_000_000_000  # for a file whose size nobody promised (the reference archives are smaller)
+Number = TypeVar("Number", int, float)
 
 # Python 3.10.12+/3.11.4+ vet each member themselves (the "data" filter); our own checks come first
 # and are what older interpreters rely on.
@@ -62,50 +74,138 @@ def mirrored_url(url: str, variable: str) -> str:
 
 
 def download(
-    url: str, destination: Path, *, sha256: str | None = None, timeout: float = 60, progress: bool = True
+    url: str,
+    destination: Path,
+    *,
+    sha256: str | None = None,
+    size_bytes: int | None = None,
+    timeout: float = 60,
+    deadline: float | None = None,
+    max_bytes: int | None = None,
+    progress: bool = True,
 ) -> Path:
     """Download ``url`` to ``destination`` atomically and return it; a DataError says why if it fails.
 
-    An existing ``destination`` is a cache hit (when its SHA-256 matches ``sha256``, if given).
-    ``timeout`` is in seconds without data. ``progress`` shows a bar on stderr when that is a
-    terminal, and one line saying what is downloaded when it is not.
+    An existing ``destination`` is a cache hit (when its SHA-256 matches ``sha256`` and its size
+    ``size_bytes``, if given). ``size_bytes`` is the exact size the file must have; without it the
+    download stops at ``max_bytes`` (default ``$ZOO_DOWNLOAD_MAX_BYTES``, else 4 GB). ``timeout``
+    is in seconds without data, ``deadline`` in seconds for the whole download (default
+    ``$ZOO_DOWNLOAD_DEADLINE``, else 4 hours). ``progress`` shows a bar on stderr when that is a
+    terminal, and one line saying what is downloaded when it is not. SIGTERM, like Ctrl-C, raises
+    KeyboardInterrupt once the partial file is deleted.
     """
     destination = Path(destination)
     expected = sha256.lower() if sha256 else None
-    if destination.is_file() and (expected is None or sha256_of(destination) == expected):
+    if (
+        destination.is_file()
+        and (size_bytes is None or destination.stat().st_size == size_bytes)
+        and (expected is None or sha256_of(destination) == expected)
+    ):
         return destination
-    part = _sibling(destination, "part")
-    try:
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        actual = _stream(url, part, timeout, progress)
-        if expected is not None and actual != expected:
-            raise DataError(f"sha256 mismatch for {url}: expected {expected}, got {actual}; the download was deleted")
-        os.replace(part, destination)
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        raise _download_error(error, url, destination, timeout) from None
-    finally:
-        part.unlink(missing_ok=True)
+    if deadline is None:
+        deadline = _setting(DEADLINE_VARIABLE, DEFAULT_DEADLINE, float, "a positive number of seconds")
+    if max_bytes is None:
+        max_bytes = _setting(MAX_BYTES_VARIABLE, DEFAULT_MAX_BYTES, int, "a positive whole number of bytes")
+    bounds = _Bounds(url, deadline=deadline, size_bytes=size_bytes, max_bytes=max_bytes)
+    part = temporary_path(destination, "part")
+    with sigterm_as_interrupt():
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            actual = _stream(url, part, timeout, bounds, progress)
+            if expected is not None and actual != expected:
+                raise DataError(
+                    f"sha256 mismatch for {url}: expected {expected}, got {actual}; the download was deleted"
+                )
+            os.replace(part, destination)
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            raise _download_error(error, url, destination, timeout) from None
+        finally:
+            part.unlink(missing_ok=True)
     return destination
 
 
-def _stream(url: str, part: Path, timeout: float, progress: bool) -> str:
-    """Write the body of ``url`` into the new file ``part``, fsync it, and return its SHA-256."""
+def _setting(variable: str, default: Number, kind: Callable[[str], Number], what: str) -> Number:
+    """``$variable`` read as a positive ``kind``, or ``default`` when it is not set."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0:
+        raise DataError(f"{variable}={text!r} is not {what}")
+    return value
+
+
+class _Bounds:
+    """How long a download may take and how large it may be; each check fails with one line."""
+
+    def __init__(self, url: str, *, deadline: float, size_bytes: int | None, max_bytes: int) -> None:
+        self.url = url
+        self.deadline = deadline
+        self.ends_at = time.monotonic() + deadline
+        self.size_bytes = size_bytes
+        self.limit = size_bytes if size_bytes is not None else max_bytes
+
+    def check_announced(self, announced: int | None) -> None:
+        """Refuse before any byte a length (the server's ``Content-Length``) that cannot be right."""
+        if announced is None:
+            return
+        if self.size_bytes is not None and announced != self.size_bytes:
+            raise DataError(
+                f"download of {self.url} is {announced:,} bytes, not the {self.size_bytes:,} expected; nothing was kept"
+            )
+        if announced > self.limit:
+            raise DataError(
+                f"download of {self.url} is {announced:,} bytes, more than the cap of {self.limit:,} bytes "
+                f"(set {MAX_BYTES_VARIABLE} to allow more); nothing was kept"
+            )
+
+    def check_progress(self, received: int) -> None:
+        """Stop a download that passed its size or its deadline."""
+        if received > self.limit:
+            if self.size_bytes is not None:
+                raise DataError(
+                    f"download of {self.url} sent more than the {self.size_bytes:,} bytes expected; nothing was kept"
+                )
+            raise DataError(
+                f"download of {self.url} passed the cap of {self.limit:,} bytes for a file of unknown size "
+                f"(set {MAX_BYTES_VARIABLE} to allow more); nothing was kept"
+            )
+        if time.monotonic() > self.ends_at:
+            raise DataError(
+                f"download of {self.url} took longer than its deadline of {self.deadline:g} s; nothing was kept"
+            )
+
+    def check_complete(self, received: int, announced: int | None) -> None:
+        """Refuse a download that ended before the promised or announced size."""
+        promised = self.size_bytes if self.size_bytes is not None else announced
+        if promised is not None and received < promised:
+            raise DataError(f"download of {self.url} was cut off after {received:,} of {promised:,} bytes")
+
+
+def _stream(url: str, part: Path, timeout: float, bounds: _Bounds, progress: bool) -> str:
+    """Write the body of ``url`` into the new file ``part`` within ``bounds``, fsync it, and return its SHA-256."""
     digest = hashlib.sha256()
     request = Request(url, headers={"User-Agent": f"pix2pix-zoo/{__version__}"})
-    with urlopen(request, timeout=timeout) as response, open(part, "xb") as file:
+    with urlopen(request, timeout=timeout) as response:
         length = response.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
+        announced = int(length) if length and length.isdigit() else None
+        bounds.check_announced(announced)
         received = 0
-        with _progress_bar(url, total, progress) as advance:
-            while chunk := response.read(CHUNK_SIZE):
+        with open(part, "xb") as file, _progress_bar(url, bounds.size_bytes or announced, progress) as advance:
+            # read1: what has arrived, at most one byte past the limit, so that a slow or endless
+            # body is checked after every read rather than once a whole chunk has come in.
+            while chunk := response.read1(min(CHUNK_SIZE, bounds.limit + 1 - received)):
+                received += len(chunk)
+                bounds.check_progress(received)
                 file.write(chunk)
                 digest.update(chunk)
-                received += len(chunk)
                 advance(len(chunk))
-        if total is not None and received != total:
-            raise DataError(f"download of {url} was cut off after {received:,} of {total:,} bytes")
-        file.flush()
-        os.fsync(file.fileno())  # on disk before the rename makes it visible
+            bounds.check_complete(received, announced)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before the rename makes it visible
     return digest.hexdigest()
 
 
@@ -148,11 +248,6 @@ def _write_error(error: OSError, folder: Path) -> DataError:
     return DataError(f"cannot write in {folder}: {error.strerror or error}")
 
 
-def _sibling(path: Path, label: str) -> Path:
-    """A hidden, unused name beside ``path`` for its work in progress: ``.<name>.<label>-<random>``."""
-    return path.with_name(f".{path.name}.{label}-{secrets.token_hex(4)}")
-
-
 @contextlib.contextmanager
 def staged_directory(target: Path) -> Iterator[Path]:
     """A new, empty folder beside ``target`` that becomes ``target`` when the block completes.
@@ -163,7 +258,7 @@ def staged_directory(target: Path) -> Iterator[Path]:
     target = Path(target)
     if target.exists():
         raise DataError(f"{target} already exists; delete it to make it again")
-    staging = _sibling(target, "tmp")
+    staging = temporary_path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
