@@ -30,7 +30,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pix2pix_zoo.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
+from pix2pix_zoo.atomic import (
+    sigterm_as_interrupt,
+    temporary_path,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from pix2pix_zoo.data.download import download, mirrored_url, sha256_of
 from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
 from pix2pix_zoo.home import translators_dir, user_registry_dir
@@ -306,19 +312,21 @@ def pull(name: str, *, progress: bool = True) -> Path:
     if entry.downloaded:
         return entry.weights_path
     url = entry.download_url
-    source = entry.directory / ".download"
-    source.unlink(missing_ok=True)  # a leftover must not pass for this download (download() caches)
-    download(url, source, sha256=entry.sha256, progress=progress)
-    try:
-        sha256 = entry.sha256 or _check_recorded(entry, source, url)
-        if entry.format == "reference-pth":
-            _convert_reference(entry, source, sha256)
-        else:
-            _install_safetensors(entry, source)
-        if not entry.sha256 and entry.recorded_sha256 is None:
-            write_json_atomic(entry.directory / SOURCE_RECORD, {"url": entry.url, "sha256": sha256})
-    finally:
-        source.unlink(missing_ok=True)
+    # A name of this call's own: a concurrent pull of the same translator downloads beside it.
+    source = temporary_path(entry.directory / "weights", "download")
+    with sigterm_as_interrupt():  # stopped while verifying or converting, the download is deleted too
+        try:
+            download(url, source, sha256=entry.sha256, size_bytes=entry.size_bytes, progress=progress)
+            sha256 = entry.sha256 or _check_recorded(entry, source, url)
+            if entry.format == "reference-pth":
+                _convert_reference(entry, source, sha256)
+            else:
+                _install_safetensors(entry, source)
+            if not entry.sha256 and entry.recorded_sha256 is None:
+                record = {"url": entry.url, "sha256": sha256}
+                write_json_atomic(entry.directory / SOURCE_RECORD, record, durable=True)
+        finally:
+            source.unlink(missing_ok=True)
     return entry.weights_path
 
 
