@@ -182,6 +182,16 @@ def test_the_lock_is_refused_in_process_too_and_released_after_fit(run):
     Trainer(TrainConfig(), run, resume=True, max_steps=6, progress=False).fit()
 
 
+def test_a_lock_file_planted_as_a_link_is_not_written_through(run, tmp_path, capsys):
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    (run / LOCK).unlink()
+    (run / LOCK).symlink_to(target)
+    code, _, err = run_main(capsys, "train", "--resume", str(run), "--max-steps", "6", "--no-progress")
+    assert_one_line(code, err, "symbolic link", LOCK)
+    assert target.read_text() == "keep me\n"
+
+
 # -- 6. a run with progress but no checkpoint is not silently started over --------------------------------
 def test_resume_without_checkpoints_is_refused_when_the_run_has_progress(run):
     shutil.rmtree(run / "checkpoints")

@@ -44,8 +44,14 @@ class RunLock:
 
     def __init__(self, run_dir: Path) -> None:
         path = run_dir / LOCK
-        # O_NOFOLLOW: a lock file planted as a link cannot make the zoo write somewhere else.
-        self._descriptor: int | None = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        self._descriptor: int | None = None
+        try:
+            # O_NOFOLLOW: a lock file planted as a link cannot make the zoo write somewhere else.
+            self._descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            raise RunExists(f"{path} is a symbolic link, not the run's lock file; remove it") from None
         try:
             fcntl.flock(self._descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
