@@ -174,6 +174,26 @@ def test_two_runs_started_together_under_one_name(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cc"]
 
 
+def test_a_run_made_while_another_is_set_up_is_not_replaced(tmp_path, monkeypatch):
+    run_dir = tmp_path / "cc"
+    rivals: list[Trainer] = []
+    open_dataset = trainer_module.open_dataset
+
+    def rival_sets_up_first(*args, **kwargs):
+        if not rivals:  # the first call: another run takes the name while this one is being set up
+            rivals.append(None)
+            rivals[0] = Trainer(tiny_config(max_steps=2, seed=1), run_dir, progress=False)
+        return open_dataset(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "open_dataset", rival_sets_up_first)
+    with pytest.raises(RunExists, match="just made by another process"):
+        Trainer(tiny_config(max_steps=2, seed=2), run_dir, progress=False)
+    rivals[0].fit()
+    assert json.loads((run_dir / "config.json").read_text())["config"]["seed"] == 1
+    assert [m["step"] for m in read_metrics(run_dir / "metrics.jsonl")] == [2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cc"]
+
+
 def test_the_lock_is_refused_in_process_too_and_released_after_fit(run):
     holder = Trainer(TrainConfig(), run, resume=True, max_steps=5, progress=False)
     with pytest.raises(RunBusy, match="in use by another zoo process"):
