@@ -20,7 +20,7 @@ from test_catalog import reference_state_dict, user_entry
 
 from pix2pix_zoo import atomic, catalog
 from pix2pix_zoo.data import download as download_module
-from pix2pix_zoo.data.download import download
+from pix2pix_zoo.data.download import download, staged_directory
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.translator import WEIGHTS_FILE
 
@@ -191,6 +191,17 @@ def test_sigterm_during_zoo_pull_keeps_nothing_and_says_one_line(home, http_serv
     assert lines[0].startswith(f"downloading {http_server.url}/tiny.pth") and lines[1:] in ([], ["error: interrupted"])
     assert process.returncode == 130
     assert leftovers(folder) == []
+
+
+def test_sigterm_while_a_folder_is_staged_deletes_it(tmp_path):
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with staged_directory(tmp_path / "facades") as staging:
+            (staging / "train").mkdir()
+            os.kill(os.getpid(), signal.SIGTERM)  # as an extraction is half done
+            time.sleep(5)  # not reached: the handler raises as soon as the signal arrives
+    assert leftovers(tmp_path) == []
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 # -- temporary names -----------------------------------------------------------------------------------

@@ -252,26 +252,27 @@ def _write_error(error: OSError, folder: Path) -> DataError:
 def staged_directory(target: Path) -> Iterator[Path]:
     """A new, empty folder beside ``target`` that becomes ``target`` when the block completes.
 
-    When the block raises, the folder and all that was written into it are deleted. ``target``
-    must not exist: nothing already there is replaced.
+    When the block raises, or SIGTERM stops it (raising KeyboardInterrupt), the folder and all that
+    was written into it are deleted. ``target`` must not exist: nothing already there is replaced.
     """
     target = Path(target)
     if target.exists():
         raise DataError(f"{target} already exists; delete it to make it again")
     staging = temporary_path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging.mkdir()
-    except OSError as error:
-        raise _write_error(error, target.parent) from None
-    try:
-        yield staging
+    with sigterm_as_interrupt():
         try:
-            os.rename(staging, target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging.mkdir()
         except OSError as error:
             raise _write_error(error, target.parent) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            yield staging
+            try:
+                os.rename(staging, target)
+            except OSError as error:
+                raise _write_error(error, target.parent) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def safe_extract(archive: Path, target: Path, *, top_folder: str | None = None) -> Path:
