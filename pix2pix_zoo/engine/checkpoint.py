@@ -193,10 +193,12 @@ def verify_checkpoint(folder: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot load checkpoint {folder}: it has no {STATE}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} is unreadable ({error})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} is not an object")
     required = {"step": int, "epoch": int, "step_in_epoch": int, "optimizers": dict}
-    problems = [key for key, kind in required.items() if not isinstance(state.get(key) if isinstance(state, dict) else None, kind)]
-    if problems:
-        raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} lacks a valid {problems[0]!r}")
+    for key, kind in required.items():
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} lacks a valid {key!r}")
     checksums = state.get("sha256", {})
     if not isinstance(checksums, dict):
         raise CheckpointError(f"cannot load checkpoint {folder}: {STATE} has a malformed 'sha256'")

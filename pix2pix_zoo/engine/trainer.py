@@ -353,7 +353,7 @@ class Trainer:
         try:
             self._prepare(batch, generator, train=True)
         except (RuntimeError, MemoryError) as error:
-            if not isinstance(error, (MemoryError, torch.OutOfMemoryError)) and "alloc" not in str(error):
+            if not isinstance(error, (MemoryError, torch.cuda.OutOfMemoryError)) and "alloc" not in str(error):
                 raise
             raise SpecError(
                 f"--load-size {self.config.load_size} is too large: one training batch resized to it does not "
