@@ -328,6 +328,15 @@ def test_options_that_cannot_apply_to_a_resume_are_refused(run, capsys):
     assert contents(run) == before
 
 
+def test_where_a_resumed_run_computes_may_change(run, capsys):
+    """--device and --workers change no result (every step reseeds itself): a resume takes them."""
+    code, _, err = run_main(capsys, "train", "--resume", str(run), "--max-steps", "5", "--device", "cpu",
+                            "--workers", "1", "--no-progress")
+    assert code == 0, err
+    assert "resuming" in err and "step 5" in err
+    assert json.loads((run / "config.json").read_text())["config"]["workers"] == 0  # the run's own record
+
+
 # -- tracebacks and wrong messages that are now one line ----------------------------------------------------
 @pytest.mark.parametrize("options, fragment", [
     (["--seed", "100000000000000000000000"], "--seed must be from 0 to"),

@@ -13,7 +13,7 @@ from pix2pix_zoo.errors import SpecError
 
 DEFAULTS = TrainConfig()
 # What may be given with --resume: a resumed run keeps every other setting in its config.json.
-RESUME_OPTIONS = ("resume", "max_steps", "progress", "as_json")
+RESUME_OPTIONS = ("resume", "max_steps", "device", "workers", "progress", "as_json")
 
 
 def data_options(pairs: list[str]) -> dict[str, str]:
@@ -82,9 +82,10 @@ def train(
         if refused:
             raise SpecError(
                 f"{', '.join(refused)} cannot be changed with --resume: a run continues with the settings in its "
-                "config.json (only --max-steps, --progress/--no-progress and --json apply)"
+                "config.json (only --max-steps, --device, --workers, --progress/--no-progress and --json apply)"
             )
-        trainer = Trainer(TrainConfig(), resume, resume=True, max_steps=max_steps, progress=progress)
+        trainer = Trainer(TrainConfig(device=device, workers=workers).validate(), resume, resume=True, max_steps=max_steps,
+                          progress=progress)
     else:
         if spec is None:
             raise SpecError("give a SPEC, e.g. zoo train unet_256+patch70+l1cgan --data facades")

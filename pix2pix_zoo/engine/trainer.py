@@ -164,8 +164,10 @@ class TrainResult:
 class Trainer:
     """Builds everything a run needs from a :class:`TrainConfig` and runs it.
 
-    ``resume=True`` continues ``run_dir`` from its latest checkpoint with the config saved there
-    (only ``max_steps`` may be changed, e.g. to extend a run that was stopped early on purpose).
+    ``resume=True`` continues ``run_dir`` from its latest checkpoint with the config saved there.
+    Only ``max_steps`` (e.g. to extend a run that was stopped early on purpose) and where the run
+    computes, ``config.device`` and ``config.workers``, apply: they change no result, as every
+    step reseeds its own randomness.
     The run directory stays locked to this process until :meth:`fit` ends.
     """
 
@@ -194,7 +196,7 @@ class Trainer:
 
     def _set_up(self, config: TrainConfig, resume: bool, max_steps: int | None, overwrite: bool) -> None:
         if resume:
-            config = self._saved_config(max_steps)
+            config = self._saved_config(max_steps, here=config)
         self.config = config.validate()
         self.spec = resolve(config.spec)
         if self.ranks.is_main:
@@ -273,8 +275,9 @@ class Trainer:
         self._window_start = time.perf_counter()
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _saved_config(self, max_steps: int | None) -> TrainConfig:
-        """The config a run to resume was started with (``max_steps`` changed if given), checked
+    def _saved_config(self, max_steps: int | None, here: TrainConfig) -> TrainConfig:
+        """The config a run to resume was started with (``max_steps`` changed if given, the device
+        and loader workers taken from ``here``), checked
         key by key: a hand-edited config.json is refused in one line naming the key."""
         if not self.run_dir.is_dir() or self.run_dir.is_symlink():
             raise RunExists(f"cannot resume {self.run_dir}: it is not a run directory")
@@ -295,6 +298,7 @@ class Trainer:
             )
         if max_steps is not None:
             config.max_steps = max_steps
+        config.device, config.workers = here.device, here.workers
         return config
 
     def _claim_run_dir(self, resume: bool, overwrite: bool) -> None:
