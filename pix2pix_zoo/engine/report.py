@@ -15,6 +15,7 @@ from torch import Tensor
 
 from pix2pix_zoo.atomic import write_text_atomic
 from pix2pix_zoo.engine.metrics import to_unit
+from pix2pix_zoo.engine.rundir import read_metrics
 from pix2pix_zoo.errors import SpecError
 from pix2pix_zoo.interfaces import ImageCodec
 
@@ -61,12 +62,6 @@ def sample_grid(*columns: Tensor) -> Image.Image:
     rows = torch.cat([to_rgb(t.detach().cpu()) for t in columns], dim=3)  # side by side
     grid = torch.cat(list(rows), dim=1)  # stacked
     return Image.fromarray(grid.permute(1, 2, 0).numpy())
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _curve(name: str, steps: list[float], values: list[float]) -> str:
