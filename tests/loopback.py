@@ -7,6 +7,7 @@ side-by-side JPEG, A left and B right), and the official Cityscapes trees like t
 from __future__ import annotations
 
 import io
+import sys
 import tarfile
 import threading
 from functools import partial
@@ -39,6 +40,9 @@ class _Handler(SimpleHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self._send_while_listened((body[i : i + 1] for i in range(len(body))), pause=self.server.trickle_interval)
+        elif behaviour == "trickle-headers":  # headers that never end, a byte at a time
+            self.wfile.write(b"HTTP/1.0 200 OK\r\n")
+            self._send_while_listened(iter(lambda: b"X", None), pause=self.server.trickle_interval)
         elif behaviour == "unsized":  # the whole file, its length not announced (ended by closing)
             self.send_response(200)
             self.end_headers()
@@ -69,8 +73,9 @@ class LoopbackServer(ThreadingHTTPServer):
     """Serves the files of ``folder`` on 127.0.0.1 (any free port), recording every request path.
 
     ``behaviours[path]`` makes one path misbehave: ``"hang"`` (no answer), ``"cut"`` (half the
-    promised body), ``"trickle"`` (a byte every ``trickle_interval`` seconds), ``"unsized"`` (no
-    length announced) or ``"endless"`` (zeros, no length, never done).
+    promised body), ``"trickle"`` (a byte every ``trickle_interval`` seconds), ``"trickle-headers"``
+    (the same, in headers that never end), ``"unsized"`` (no length announced) or ``"endless"``
+    (zeros, no length, never done).
     """
 
     daemon_threads = True
@@ -85,6 +90,10 @@ class LoopbackServer(ThreadingHTTPServer):
         self.trickle_interval = 0.3
         # A short poll keeps shutdown() quick: it waits for the serving loop's next look.
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):  # a client may hang up
+            super().handle_error(request, client_address)
 
     def __enter__(self) -> LoopbackServer:
         self._thread.start()

@@ -49,6 +49,16 @@ def test_a_trickling_server_meets_the_total_deadline(http_server, tmp_path):
     assert leftovers(tmp_path / "cache") == []
 
 
+def test_trickling_headers_meet_the_total_deadline(http_server, tmp_path):
+    url = serve(http_server, "slow.bin", "trickle-headers")
+    start = time.monotonic()
+    with pytest.raises(DataError) as error:
+        download(url, tmp_path / "cache" / "slow.bin", timeout=5, deadline=1, progress=False)
+    assert time.monotonic() - start < 3
+    assert str(error.value) == f"download of {url} took longer than its deadline of 1 s; nothing was kept"
+    assert leftovers(tmp_path / "cache") == []
+
+
 def test_the_deadline_comes_from_the_environment(http_server, tmp_path, monkeypatch):
     url = serve(http_server, "slow.bin", "trickle")
     monkeypatch.setenv(download_module.DEADLINE_VARIABLE, "0.5")

@@ -20,9 +20,11 @@ import hashlib
 import http.client
 import os
 import shutil
+import socket
 import ssl
 import sys
 import tarfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -30,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import TypeVar
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
-from urllib.request import Request, urlopen
+from urllib.request import HTTPHandler, HTTPSHandler, Request, build_opener
 
 from rich.console import Console
 from rich.filesize import decimal
@@ -106,9 +108,9 @@ def download(
         deadline = _setting(DEADLINE_VARIABLE, DEFAULT_DEADLINE, float, "a positive number of seconds")
     if max_bytes is None:
         max_bytes = _setting(MAX_BYTES_VARIABLE, DEFAULT_MAX_BYTES, int, "a positive whole number of bytes")
-    bounds = _Bounds(url, deadline=deadline, size_bytes=size_bytes, max_bytes=max_bytes)
     part = temporary_path(destination, "part")
-    with sigterm_as_interrupt():
+    bounds = _Bounds(url, deadline=deadline, size_bytes=size_bytes, max_bytes=max_bytes)
+    with sigterm_as_interrupt(), bounds:
         try:
             destination.parent.mkdir(parents=True, exist_ok=True)
             actual = _stream(url, part, timeout, bounds, progress)
@@ -118,6 +120,8 @@ def download(
                 )
             os.replace(part, destination)
         except (OSError, http.client.HTTPException, ValueError) as error:
+            if bounds.expired:  # the connection was shut at the deadline
+                raise bounds.deadline_error() from None
             raise _download_error(error, url, destination, timeout) from None
         finally:
             part.unlink(missing_ok=True)
@@ -139,7 +143,11 @@ def _setting(variable: str, default: Number, kind: Callable[[str], Number], what
 
 
 class _Bounds:
-    """How long a download may take and how large it may be; each check fails with one line."""
+    """How long a download may take and how large it may be; each check fails with one line.
+
+    Within its block, the connections given to :meth:`watch` are shut when the deadline passes, so
+    that nothing a server does (a body or headers a byte at a time) makes a download outlast it.
+    """
 
     def __init__(self, url: str, *, deadline: float, size_bytes: int | None, max_bytes: int) -> None:
         self.url = url
@@ -147,6 +155,36 @@ class _Bounds:
         self.ends_at = time.monotonic() + deadline
         self.size_bytes = size_bytes
         self.limit = size_bytes if size_bytes is not None else max_bytes
+        self._connections: list[socket.socket] = []
+        self._timer = threading.Timer(deadline, self._shut_connections)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Bounds:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() > self.ends_at
+
+    def watch(self, connection: socket.socket) -> None:
+        """Shut ``connection`` at the deadline (at once if it has passed)."""
+        self._connections.append(connection)
+        if self.expired:
+            self._shut_connections()
+
+    def _shut_connections(self) -> None:
+        for connection in self._connections:
+            with contextlib.suppress(OSError):  # closed already
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def deadline_error(self) -> DataError:
+        return DataError(
+            f"download of {self.url} took longer than its deadline of {self.deadline:g} s; nothing was kept"
+        )
 
     def check_announced(self, announced: int | None) -> None:
         """Refuse before any byte a length (the server's ``Content-Length``) that cannot be right."""
@@ -173,13 +211,13 @@ class _Bounds:
                 f"download of {self.url} passed the cap of {self.limit:,} bytes for a file of unknown size "
                 f"(set {MAX_BYTES_VARIABLE} to allow more); nothing was kept"
             )
-        if time.monotonic() > self.ends_at:
-            raise DataError(
-                f"download of {self.url} took longer than its deadline of {self.deadline:g} s; nothing was kept"
-            )
+        if self.expired:
+            raise self.deadline_error()
 
     def check_complete(self, received: int, announced: int | None) -> None:
-        """Refuse a download that ended before the promised or announced size."""
+        """Refuse a download that ended before the promised or announced size, or at the deadline."""
+        if self.expired:
+            raise self.deadline_error()
         promised = self.size_bytes if self.size_bytes is not None else announced
         if promised is not None and received < promised:
             raise DataError(f"download of {self.url} was cut off after {received:,} of {promised:,} bytes")
@@ -189,7 +227,7 @@ def _stream(url: str, part: Path, timeout: float, bounds: _Bounds, progress: boo
     """Write the body of ``url`` into the new file ``part`` within ``bounds``, fsync it, and return its SHA-256."""
     digest = hashlib.sha256()
     request = Request(url, headers={"User-Agent": f"pix2pix-zoo/{__version__}"})
-    with urlopen(request, timeout=timeout) as response:
+    with _open(request, timeout, bounds) as response:
         length = response.headers.get("Content-Length")
         announced = int(length) if length and length.isdigit() else None
         bounds.check_announced(announced)
@@ -207,6 +245,28 @@ def _stream(url: str, part: Path, timeout: float, bounds: _Bounds, progress: boo
             file.flush()
             os.fsync(file.fileno())  # on disk before the rename makes it visible
     return digest.hexdigest()
+
+
+def _open(request: Request, timeout: float, bounds: _Bounds):
+    """``urlopen(request, timeout=timeout)``, with every HTTP(S) connection watched by ``bounds``."""
+
+    def watched(connection_class: type[http.client.HTTPConnection]) -> type[http.client.HTTPConnection]:
+        class Watched(connection_class):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                bounds.watch(self.sock)
+
+        return Watched
+
+    class WatchedHTTP(HTTPHandler):
+        def http_open(self, req: Request):
+            return self.do_open(watched(http.client.HTTPConnection), req)
+
+    class WatchedHTTPS(HTTPSHandler):  # the default context, as urlopen's
+        def https_open(self, req: Request):
+            return self.do_open(watched(http.client.HTTPSConnection), req)
+
+    return build_opener(WatchedHTTP, WatchedHTTPS).open(request, timeout=timeout)
 
 
 @contextlib.contextmanager
