@@ -32,7 +32,7 @@ def cache(tmp_path):
 
 
 def hidden_leftovers(folder) -> list[str]:
-    """Work in progress that a download or an extraction left behind (``.x.part-*``, ``.x.tmp-*``)."""
+    """Work in progress that a download or an extraction left behind (``.x.<pid>-<random>.part`` or ``.tmp``)."""
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) if folder.exists() else []
 
 
