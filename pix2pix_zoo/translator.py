@@ -15,7 +15,6 @@ import contextlib
 import json
 import math
 import os
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from safetensors.torch import save
 from torch import Tensor, nn
 from torch.nn import functional
 
+from pix2pix_zoo.atomic import temporary_path
 from pix2pix_zoo.errors import SpecError, ZooError
 from pix2pix_zoo.spec import MAX_CHANNELS, Spec, resolve
 from pix2pix_zoo.weights import misfit, read_safetensors, safetensors_shapes
@@ -116,7 +116,7 @@ def save_translator(directory: Path, generator: nn.Module, card: Card) -> Path:
     (a full disk) leaves the folder as it was and is one ZooError.
     """
     path = directory / WEIGHTS_FILE
-    temporary = directory / f".{WEIGHTS_FILE}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    temporary = temporary_path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
     try:
         directory.mkdir(parents=True, exist_ok=True)

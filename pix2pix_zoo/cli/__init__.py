@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None, prog_name: str = "zoo") -> None:
             raise
         print(f"error: {_one_line(_error_line(error))}", file=sys.stderr)
         sys.exit(1)
+    if code == 130:  # typer's answer to Ctrl-C (and to SIGTERM where a download turned it into one)
+        print("error: interrupted", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)  # an exit code as click's standalone mode gives
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pix2pix_zoo.atomic import temporary_path
 from pix2pix_zoo.data.download import download, mirrored_url, safe_extract, url_file_name
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.home import datasets_dir
@@ -44,7 +45,10 @@ def fetch_dataset(info: DatasetInfo, root: Path, *, progress: bool = True) -> Pa
         if info.manual_download:
             raise DataError(f"dataset {info.name!r} is not in {folder}: {info.manual_download}")
         raise DataError(f"dataset {info.name!r} has no URL to download it from")
-    archive = download(url, Path(root) / url_file_name(url), sha256=info.sha256, progress=progress)
+    # An archive name of this call's own: two processes fetching one dataset never share a download.
+    # The promised size is approximate, so it only raises the cap on what a download may bring.
+    archive = download(url, temporary_path(Path(root) / url_file_name(url), "download"), sha256=info.sha256,
+                       max_bytes=2 * info.download_size if info.download_size else None, progress=progress)
     try:
         safe_extract(archive, folder, top_folder=info.name)
     except DataError:
