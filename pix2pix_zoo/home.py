@@ -5,13 +5,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pix2pix_zoo.errors import ZooError
+
 HOME_VARIABLE = "ZOO_HOME"
 
 
 def zoo_home() -> Path:
-    """The zoo's cache root; not created here."""
+    """The zoo's cache root; not created here, but refused at once (one line naming ZOO_HOME) where
+    it, or the nearest part of it that exists, is not a folder."""
     value = os.environ.get(HOME_VARIABLE)
-    return Path(value).expanduser() if value else Path.home() / ".cache" / "pix2pix-zoo"
+    home = Path(value).expanduser() if value else Path.home() / ".cache" / "pix2pix-zoo"
+    existing = next(path for path in (home, *home.parents) if path.exists() or path == path.parent)
+    if not existing.is_dir():
+        where = f"{HOME_VARIABLE}={value}" if value else f"the zoo's home {home} (set {HOME_VARIABLE} to another)"
+        raise ZooError(f"{where} is not usable: {existing} is not a folder")
+    return home
 
 
 def datasets_dir() -> Path:
