@@ -45,6 +45,18 @@ def gather_inputs(arguments: list[str]) -> list[tuple[Path, Path]]:
     return [(image, name.with_suffix(".png")) for image, name in found]
 
 
+def check_output_folder(output: Path, jobs: list[tuple[Path, Path]]) -> None:
+    """Refuse, before anything is written, an --output that is not a folder or that would replace
+    an input (compared as resolved paths, so ``in/../in`` and symlinks are caught too)."""
+    existing = next(path for path in (output, *output.parents) if path.exists() or path == path.parent)
+    if not existing.is_dir():
+        raise DataError(f"--output {str(output)!r} must be a folder, but {str(existing)!r} is a file")
+    for source, name in jobs:
+        target = output / name
+        if target.resolve() == source.resolve() or (target.exists() and target.samefile(source)):
+            raise DataError(f"--output {str(output)!r} would replace the input {str(source)!r}: choose another folder")
+
+
 def translate(
     model: str = typer.Argument(..., metavar="NAME|PATH", help="A catalog name, a model.safetensors, its folder or a run directory."),
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively) or globs."),
@@ -68,6 +80,7 @@ def translate(
     from pix2pix_zoo.translator import Translator
 
     jobs = gather_inputs(inputs)
+    check_output_folder(output, jobs)
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None)
     errors = Console(stderr=True)
     written: list[Path] = []
