@@ -59,6 +59,17 @@ class Evaluation:
         return {**self.setting, **self.summary(), "images": self.images}
 
 
+def check_output_file(path: Path) -> None:
+    """Refuse, before evaluating, an --output file that could not be written: its folder must exist
+    and it must not be a folder itself."""
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise ZooError(f"--output {str(path)!r}: its folder {str(folder)!r} {problem}")
+    if path.is_dir():
+        raise ZooError(f"--output {str(path)!r} is a folder; name a file")
+
+
 def evaluate_batches(
     batches: Batches, candidates: Candidates, split: str, inception: torch.nn.Module | None = None
 ) -> Evaluation:

@@ -33,9 +33,12 @@ def evaluate(
     them only with figures computed from the same file.
     """
     from pix2pix_zoo.atomic import write_json_atomic
+    from pix2pix_zoo.evaluation import check_output_file
     from pix2pix_zoo.evaluation import evaluate as evaluate_translator
     from pix2pix_zoo.translator import Translator
 
+    if output is not None:
+        check_output_file(output)
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed)
     evaluation = evaluate_translator(
         translator, data, split, data_options=data_options(data_opt), batch_size=batch_size, size=size,
