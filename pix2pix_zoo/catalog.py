@@ -42,7 +42,7 @@ from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
 from pix2pix_zoo.home import translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
 from pix2pix_zoo.registry import did_you_mean
-from pix2pix_zoo.spec import canonical, describe
+from pix2pix_zoo.spec import MAX_CHANNELS, canonical, describe
 from pix2pix_zoo.translator import (
     WEIGHTS_FILE,
     Card,
@@ -65,6 +65,8 @@ WeightsFormat = Literal["safetensors", "reference-pth"]
 FORMATS = ("safetensors", "reference-pth")
 DIRECTIONS = ("AtoB", "BtoA")
 INFERENCE_MODES = ("paper", "eval")
+MAX_TRAIN_SIZE = 2**16  # a training crop's side
+MAX_SIZE_BYTES = 2**40  # a weights file of a terabyte is already no translator
 
 
 @dataclass(frozen=True)
@@ -185,9 +187,9 @@ def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorE
             raise fail(key, f"must be {hint or 'a string'}, not {value!r}")
         return value
 
-    def count(key: str, value: Any) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise fail(key, f"must be a positive integer, not {value!r}")
+    def count(key: str, value: Any, most: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+            raise fail(key, f"must be a positive integer up to {most}, not {value!r}")
         return value
 
     def choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
@@ -216,15 +218,15 @@ def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorE
         task=text("task", data["task"]),
         dataset=text("dataset", data["dataset"]),
         direction=choice("direction", data["direction"], DIRECTIONS),
-        in_channels=count("in_channels", data["in_channels"]),
-        out_channels=count("out_channels", data["out_channels"]),
-        train_size=count("train_size", data["train_size"]),
+        in_channels=count("in_channels", data["in_channels"], MAX_CHANNELS),
+        out_channels=count("out_channels", data["out_channels"], MAX_CHANNELS),
+        train_size=count("train_size", data["train_size"], MAX_TRAIN_SIZE),
         url=url,
         format=choice("weights.format", weights["format"], FORMATS),  # type: ignore[arg-type]
         license=text("license", data["license"]),
         sha256=None if sha256 is None else text("weights.sha256", sha256.lower() if isinstance(sha256, str) else sha256,
                                                 SHA256_PATTERN, "64 hex digits"),
-        size_bytes=None if weights.get("size_bytes") is None else count("weights.size_bytes", weights["size_bytes"]),
+        size_bytes=None if weights.get("size_bytes") is None else count("weights.size_bytes", weights["size_bytes"], MAX_SIZE_BYTES),
         citation=text("citation", data.get("citation", "")),
         source=text("source", data.get("source", "")),
         notes=text("notes", data.get("notes", "")),
