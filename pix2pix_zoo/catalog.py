@@ -22,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import os
 import re
+import shutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -455,6 +457,8 @@ PAPER_CITATION = (
 )
 MODEL_CARD = "README.md"
 SAMPLE_FILE = "samples.png"
+# Beside published weights: the registry file whose entry points at them (not uploaded).
+PUBLISH_RECORD = "published.json"
 HUB_TARGET = re.compile(r"hf://([A-Za-z0-9][A-Za-z0-9_.-]*)/([A-Za-z0-9][A-Za-z0-9_.-]*)")
 # The settings a reader needs to reproduce the training; the rest of config.json is machinery.
 _CARD_SETTINGS = ("data", "data_options", "direction", "epochs", "epochs_decay", "max_steps", "batch_size", "lr",
@@ -499,6 +503,10 @@ def publish(
     ``samples.png``, the newest sample grid) and ``<registry>/<name>.toml`` (default: the user
     registry) with the weights' sha256 and size. The entry's URL is the file's ``file://`` URL, or
     its Hub URL when ``to`` (``hf://ORG/NAME``) uploads the folder with huggingface_hub.
+
+    Nothing is replaced without ``overwrite``, and weights that another registry file's entry
+    points at (recorded in ``published.json`` beside them) not even with it. Everything is checked
+    before anything is written; a failure, a failed upload included, leaves the files as they were.
     """
     run_dir = Path(run_dir)
     weights = run_dir / "translator" / WEIGHTS_FILE
@@ -514,14 +522,15 @@ def publish(
         raise CatalogError(f"translator {name!r} is already in the catalog ({existing.where}); choose another --name")
     if registry_file.exists() and not overwrite:
         raise CatalogError(f"{registry_file} exists: {name!r} is already published (--overwrite replaces it)")
+    folder = translators_dir() / name
+    _check_weights_free(folder, registry_file, overwrite)
 
-    config = _read_run_json(run_dir / "config.json")
-    evaluation = _read_run_json(run_dir / "eval.json") if (run_dir / "eval.json").exists() else None
-    settings = config.get("config", {})
+    settings = _run_settings(run_dir / "config.json")
+    evaluation = _run_evaluation(run_dir / "eval.json")
     card = read_card(weights)
     generator = load_generator(weights, card)  # also proves the file rebuilds its generator
     metrics = {}
-    if evaluation and "translator" in evaluation:
+    if evaluation is not None:
         size = settings.get("crop_size", "?")
         metrics = {"data": f"{card.dataset} {evaluation['split']} split, {evaluation['pairs']} pairs, {size}x{size}",
                    **evaluation["translator"]}
@@ -529,28 +538,63 @@ def publish(
         **card.provenance, "catalog": name, "train_size": settings.get("crop_size"), "citation": PAPER_CITATION,
         "run": str(run_dir.resolve()),
     })
+    if repo:
+        check_hub_ready(repo)
 
-    folder = translators_dir() / name
-    path = save_translator(folder, generator, card)
-    samples = sorted((run_dir / "samples").glob("step-*.png"))  # zero-padded steps: the last is the newest
-    if samples:
-        write_bytes_atomic(folder / SAMPLE_FILE, samples[-1].read_bytes())
-    url = f"https://huggingface.co/{repo}/resolve/main/{WEIGHTS_FILE}" if repo else path.resolve().as_uri()
-    entry = parse_entry({
-        "name": name, "spec": card.spec, "task": _directed_task(card.task, card.direction) or card.dataset,
-        "dataset": card.dataset, "direction": card.direction, "in_channels": card.in_channels,
-        "out_channels": card.out_channels, "train_size": settings.get("crop_size", 256),
-        "license": card.license or "unknown", "citation": PAPER_CITATION, "inference_mode": card.inference_mode,
-        "source": f"trained with pix2pix-zoo ({run_dir.resolve().name}, step {card.provenance.get('step', '?')})",
-        "weights": {"url": url, "format": "safetensors", "sha256": sha256_of(path), "size_bytes": path.stat().st_size},
-        "metrics": metrics,
-    }, str(registry_file), "user")
-    write_text_atomic(folder / MODEL_CARD, model_card(entry, settings, evaluation, samples=bool(samples)))
-    if repo:  # before the entry is written, so that no entry points at a failed upload
-        upload_to_hub(folder, repo)
-    registry_file.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(registry_file, entry_toml(entry))
+    # Everything is written into a folder of this call's own, uploaded from there, and only then
+    # moved into place: a failure leaves what was published before as it was.
+    staging = temporary_path(folder, "publish")
+    with sigterm_as_interrupt():
+        try:
+            staging.mkdir(parents=True)
+            path = save_translator(staging, generator, card)
+            samples = sorted((run_dir / "samples").glob("step-*.png"))  # zero-padded steps: the last is the newest
+            if samples:
+                write_bytes_atomic(staging / SAMPLE_FILE, samples[-1].read_bytes())
+            final_weights = folder / WEIGHTS_FILE
+            url = f"https://huggingface.co/{repo}/resolve/main/{WEIGHTS_FILE}" if repo else final_weights.resolve().as_uri()
+            entry = parse_entry({
+                "name": name, "spec": card.spec, "task": _directed_task(card.task, card.direction) or card.dataset,
+                "dataset": card.dataset, "direction": card.direction, "in_channels": card.in_channels,
+                "out_channels": card.out_channels, "train_size": settings.get("crop_size", 256),
+                "license": card.license or "unknown", "citation": PAPER_CITATION, "inference_mode": card.inference_mode,
+                "source": f"trained with pix2pix-zoo ({run_dir.resolve().name}, step {card.provenance.get('step', '?')})",
+                "weights": {"url": url, "format": "safetensors", "sha256": sha256_of(path), "size_bytes": path.stat().st_size},
+                "metrics": metrics,
+            }, str(registry_file), "user")
+            write_text_atomic(staging / MODEL_CARD, model_card(entry, settings, evaluation, samples=bool(samples)))
+            write_json_atomic(staging / PUBLISH_RECORD, {"registry_file": str(registry_file.resolve())})
+            if repo:  # before anything is moved into place, so that nothing points at a failed upload
+                upload_to_hub(staging, repo)
+            registry_file.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(exist_ok=True)
+            if not samples:
+                (folder / SAMPLE_FILE).unlink(missing_ok=True)  # an older publish's, of other weights
+            for file in sorted(staging.iterdir()):
+                os.replace(file, folder / file.name)
+            write_text_atomic(registry_file, entry_toml(entry))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return Published(entry, folder, registry_file, repo)
+
+
+def _check_weights_free(folder: Path, registry_file: Path, overwrite: bool) -> None:
+    """Refuse to replace the weights in ``folder`` where another registry entry (named in the
+    record beside them) points at them, or, without ``overwrite``, at all."""
+    weights = folder / WEIGHTS_FILE
+    if not weights.exists():
+        return
+    try:
+        owner = Path(json.loads((folder / PUBLISH_RECORD).read_text(encoding="utf-8"))["registry_file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        owner = None  # no entry is known to point at them: --overwrite may replace them
+    if owner is not None and owner.is_file() and owner.resolve() != registry_file.resolve():
+        raise CatalogError(
+            f"{weights} holds the weights that {owner} points at; publishing over them would break that entry: "
+            "choose another --name (or publish to that registry with --overwrite)"
+        )
+    if not overwrite:
+        raise CatalogError(f"{weights} exists: {folder.name!r} holds a translator already (--overwrite replaces it)")
 
 
 def _read_run_json(path: Path) -> dict[str, Any]:
@@ -561,6 +605,34 @@ def _read_run_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CatalogError(f"{path} holds no JSON object")
     return data
+
+
+def _run_settings(path: Path) -> dict[str, Any]:
+    """The training settings in a run's ``config.json``, the fields publish uses checked."""
+    settings = _read_run_json(path).get("config", {})
+    if not isinstance(settings, dict):
+        raise CatalogError(f"{path}: 'config' must be a JSON object, not {type(settings).__name__}")
+    crop_size = settings.get("crop_size", 256)
+    if not isinstance(crop_size, int) or isinstance(crop_size, bool) or not 1 <= crop_size <= MAX_TRAIN_SIZE:
+        raise CatalogError(f"{path}: 'config.crop_size' must be a positive integer up to {MAX_TRAIN_SIZE}, not {crop_size!r}")
+    return settings
+
+
+def _run_evaluation(path: Path) -> dict[str, Any] | None:
+    """A run's ``eval.json`` (None if it has none), the fields publish uses checked."""
+    if not path.exists():
+        return None
+    evaluation = _read_run_json(path)
+    figures = evaluation.get("translator")
+    if not isinstance(evaluation.get("split"), str):
+        raise CatalogError(f"{path}: 'split' must be a string, not {evaluation.get('split')!r}")
+    if not isinstance(evaluation.get("pairs"), int) or isinstance(evaluation.get("pairs"), bool):
+        raise CatalogError(f"{path}: 'pairs' must be an integer, not {evaluation.get('pairs')!r}")
+    if not isinstance(figures, dict) or not all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) for value in figures.values()
+    ):
+        raise CatalogError(f"{path}: 'translator' must be a JSON object of numbers (the translator's metrics)")
+    return evaluation
 
 
 def _directed_task(task: str, direction: str) -> str:
@@ -611,16 +683,30 @@ def model_card(entry: TranslatorEntry, settings: Mapping[str, Any], evaluation: 
     return "\n".join(lines)
 
 
-def upload_to_hub(folder: Path, repo: str) -> None:
-    """Upload the published files in ``folder`` to the Hub model repository ``repo`` (created if needed)."""
+def check_hub_ready(repo: str) -> None:
+    """Refuse an upload that cannot work, before anything is written: no huggingface_hub, offline
+    mode or no login."""
     try:
-        from huggingface_hub import HfApi  # optional: only uploads need it
+        from huggingface_hub import constants, get_token  # optional: only uploads need it
     except ImportError:
         raise CatalogError("uploading to hf:// needs huggingface_hub: pip install huggingface_hub") from None
+    if constants.HF_HUB_OFFLINE:
+        raise CatalogError(f"cannot upload to hf://{repo}: HF_HUB_OFFLINE is set")
+    if get_token() is None:
+        raise CatalogError(f"uploading to hf://{repo} needs a Hugging Face login: hf auth login (or set HF_TOKEN)")
+
+
+def upload_to_hub(folder: Path, repo: str) -> None:
+    """Upload the published files in ``folder`` to the Hub model repository ``repo`` (created if needed)."""
+    check_hub_ready(repo)
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HTTPError
+
     api = HfApi()
     try:
         api.create_repo(repo, repo_type="model", exist_ok=True)
         api.upload_folder(repo_id=repo, repo_type="model", folder_path=str(folder),
                           allow_patterns=[WEIGHTS_FILE, MODEL_CARD, SAMPLE_FILE])
-    except OSError as error:  # huggingface_hub's HTTP errors are requests', which are OSErrors
-        raise CatalogError(f"upload to hf://{repo} failed: {str(error).splitlines()[0]}") from None
+    except (OSError, HTTPError) as error:  # the Hub's HTTP errors, refused connections, offline mode
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CatalogError(f"upload to hf://{repo} failed: {reason}") from None

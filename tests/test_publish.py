@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from pathlib import Path
 
 import pytest
 from helpers import run_zoo
@@ -94,13 +95,16 @@ def test_upload_sends_the_published_folder(trained, home, monkeypatch):
             calls.append(("create_repo", repo_id, options))
 
         def upload_folder(self, **options):
-            calls.append(("upload_folder", options))
+            uploaded = {p.name: p.read_bytes() for p in Path(options["folder_path"]).iterdir()}
+            calls.append(("upload_folder", options, uploaded))
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # a login is checked before anything is written
     published = catalog.publish(trained, "tiny", to="hf://zoo-org/tiny-facades")
     assert calls[0] == ("create_repo", "zoo-org/tiny-facades", {"repo_type": "model", "exist_ok": True})
-    upload = calls[1][1]
-    assert upload["repo_id"] == "zoo-org/tiny-facades" and upload["folder_path"] == str(published.folder)
+    _, upload, uploaded = calls[1]
+    assert upload["repo_id"] == "zoo-org/tiny-facades"
+    assert uploaded == {p.name: p.read_bytes() for p in published.folder.iterdir()}  # uploaded, then moved into place
     assert set(upload["allow_patterns"]) == {"model.safetensors", "README.md", "samples.png"}
     assert published.entry.url == "https://huggingface.co/zoo-org/tiny-facades/resolve/main/model.safetensors"
     assert catalog.find_translator("tiny").downloaded

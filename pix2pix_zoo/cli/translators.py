@@ -53,7 +53,7 @@ def publish(
     name: Optional[str] = typer.Option(None, "--name", help="The catalog name (default: the run's, lower-cased)."),
     registry: Optional[Path] = typer.Option(None, "--registry", metavar="DIR", help="Where NAME.toml goes (default: $ZOO_HOME/registry)."),
     to: Optional[str] = typer.Option(None, "--to", metavar="hf://ORG/NAME", help="Also upload to this Hugging Face Hub model repository."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an entry published under NAME before."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the entry published as NAME in this registry before (never another registry's weights)."),
 ) -> None:
     """Publish a run's translator as a catalog entry; print its folder.
 
