@@ -94,6 +94,13 @@ def test_translate_to_a_regular_file_is_one_line(translator_dir, images, tmp_pat
     assert (tmp_path / "file.txt").read_text() == "mine"
 
 
+def test_translate_of_one_unreadable_image_is_one_line(translator_dir, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+    result = run_zoo("translate", str(translator_dir), str(tmp_path / "broken.png"), "-o", str(tmp_path / "out"), "--no-progress")
+    assert_one_line(result, "broken.png")
+    assert not (tmp_path / "out").exists()
+
+
 # -- eval --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("output", "needle"), [("missing/dir/x.json", "missing"), ("folder", "folder"),
                                                  ("file.txt/x.json", "file.txt")])

@@ -71,7 +71,8 @@ def translate(
 ) -> None:
     """Translate images of any size; print the files written.
 
-    Unreadable images are named on stderr and skipped, and the exit code is then 1.
+    Unreadable images are named on stderr and skipped, and the exit code is then 1 (a lone
+    unreadable input is the one error line).
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -96,6 +97,8 @@ def translate(
                 try:
                     readable.append((open_image(source), name))
                 except BadImageError as error:
+                    if len(jobs) == 1:  # the one input: its error is the command's
+                        raise
                     bar.console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)  # one line, however long
                     failed += 1
             results = translator.translate_images([image for image, _ in readable], batch_size)
