@@ -228,7 +228,8 @@ def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorE
         license=text("license", data["license"]),
         sha256=None if sha256 is None else text("weights.sha256", sha256.lower() if isinstance(sha256, str) else sha256,
                                                 SHA256_PATTERN, "64 hex digits"),
-        size_bytes=None if weights.get("size_bytes") is None else count("weights.size_bytes", weights["size_bytes"], MAX_SIZE_BYTES),
+        size_bytes=(None if weights.get("size_bytes") is None
+                    else count("weights.size_bytes", weights["size_bytes"], MAX_SIZE_BYTES)),
         citation=text("citation", data.get("citation", "")),
         source=text("source", data.get("source", "")),
         notes=text("notes", data.get("notes", "")),
@@ -551,15 +552,17 @@ def publish(
             samples = sorted((run_dir / "samples").glob("step-*.png"))  # zero-padded steps: the last is the newest
             if samples:
                 write_bytes_atomic(staging / SAMPLE_FILE, samples[-1].read_bytes())
-            final_weights = folder / WEIGHTS_FILE
-            url = f"https://huggingface.co/{repo}/resolve/main/{WEIGHTS_FILE}" if repo else final_weights.resolve().as_uri()
+            local_url = (folder / WEIGHTS_FILE).resolve().as_uri()
+            url = f"https://huggingface.co/{repo}/resolve/main/{WEIGHTS_FILE}" if repo else local_url
+            step = card.provenance.get("step", "?")
             entry = parse_entry({
                 "name": name, "spec": card.spec, "task": _directed_task(card.task, card.direction) or card.dataset,
                 "dataset": card.dataset, "direction": card.direction, "in_channels": card.in_channels,
                 "out_channels": card.out_channels, "train_size": settings.get("crop_size", 256),
                 "license": card.license or "unknown", "citation": PAPER_CITATION, "inference_mode": card.inference_mode,
-                "source": f"trained with pix2pix-zoo ({run_dir.resolve().name}, step {card.provenance.get('step', '?')})",
-                "weights": {"url": url, "format": "safetensors", "sha256": sha256_of(path), "size_bytes": path.stat().st_size},
+                "source": f"trained with pix2pix-zoo ({run_dir.resolve().name}, step {step})",
+                "weights": {"url": url, "format": "safetensors", "sha256": sha256_of(path),
+                            "size_bytes": path.stat().st_size},
                 "metrics": metrics,
             }, str(registry_file), "user")
             write_text_atomic(staging / MODEL_CARD, model_card(entry, settings, evaluation, samples=bool(samples)))
@@ -614,7 +617,9 @@ def _run_settings(path: Path) -> dict[str, Any]:
         raise CatalogError(f"{path}: 'config' must be a JSON object, not {type(settings).__name__}")
     crop_size = settings.get("crop_size", 256)
     if not isinstance(crop_size, int) or isinstance(crop_size, bool) or not 1 <= crop_size <= MAX_TRAIN_SIZE:
-        raise CatalogError(f"{path}: 'config.crop_size' must be a positive integer up to {MAX_TRAIN_SIZE}, not {crop_size!r}")
+        raise CatalogError(
+            f"{path}: 'config.crop_size' must be a positive integer up to {MAX_TRAIN_SIZE}, not {crop_size!r}"
+        )
     return settings
 
 

@@ -42,7 +42,8 @@ def translator_dir(tmp_path_factory):
     torch.manual_seed(0)
     spec = resolve(TRANSLATOR_SPEC)
     folder = tmp_path_factory.mktemp("translator")
-    save_translator(folder, spec.build(3, 3).generator, Card(spec=str(spec), in_channels=3, out_channels=3, size_multiple=4))
+    card = Card(spec=str(spec), in_channels=3, out_channels=3, size_multiple=4)
+    save_translator(folder, spec.build(3, 3).generator, card)
     return folder
 
 
@@ -81,7 +82,8 @@ def test_translate_refuses_an_output_file_linked_to_an_input(translator_dir, ima
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.png").symlink_to(images / "a.png")
     before = files_under(images)
-    result = run_zoo("translate", str(translator_dir), str(images / "a.png"), "-o", str(tmp_path / "out"), "--no-progress")
+    result = run_zoo("translate", str(translator_dir), str(images / "a.png"), "-o", str(tmp_path / "out"),
+                     "--no-progress")
     assert_one_line(result, "a.png")
     assert files_under(images) == before
 
@@ -96,7 +98,8 @@ def test_translate_to_a_regular_file_is_one_line(translator_dir, images, tmp_pat
 
 def test_translate_of_one_unreadable_image_is_one_line(translator_dir, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
-    result = run_zoo("translate", str(translator_dir), str(tmp_path / "broken.png"), "-o", str(tmp_path / "out"), "--no-progress")
+    result = run_zoo("translate", str(translator_dir), str(tmp_path / "broken.png"), "-o", str(tmp_path / "out"),
+                     "--no-progress")
     assert_one_line(result, "broken.png")
     assert not (tmp_path / "out").exists()
 
@@ -138,7 +141,8 @@ def test_publish_never_replaces_weights_a_registry_folder_points_at(runs, home, 
     weights = shared.folder / "model.safetensors"
     kept = weights.read_bytes()
     for overwrite in (False, True):
-        result = run_zoo("publish", str(runs / "b"), "--name", "shared", *(["--overwrite"] * overwrite), ZOO_HOME=str(home))
+        result = run_zoo("publish", str(runs / "b"), "--name", "shared", *(["--overwrite"] * overwrite),
+                         ZOO_HOME=str(home))
         assert_one_line(result, str(tmp_path / "regA" / "shared.toml"))
     with pytest.raises(CatalogError, match="regA"):
         catalog.publish(runs / "b", "shared", registry=tmp_path / "regB", overwrite=True)
@@ -187,7 +191,8 @@ def closed_port():
 ])
 def test_a_failed_upload_publishes_nothing(runs, home, tmp_path, closed_port, settings, needle):
     hub = {"HF_ENDPOINT": f"http://127.0.0.1:{closed_port}", "HF_HOME": str(tmp_path / "hf"), **settings}
-    result = run_zoo("publish", str(runs / "a"), "--name", "tiny", "--to", "hf://zoo-org/tiny", ZOO_HOME=str(home), **hub)
+    result = run_zoo("publish", str(runs / "a"), "--name", "tiny", "--to", "hf://zoo-org/tiny",
+                     ZOO_HOME=str(home), **hub)
     assert_one_line(result, needle)
     assert not (home / "registry").exists()
     assert not (home / "translators").exists() or not any((home / "translators").iterdir())
