@@ -41,7 +41,7 @@ from pix2pix_zoo.atomic import (
 )
 from pix2pix_zoo.data.download import download, mirrored_url, sha256_of
 from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
-from pix2pix_zoo.home import translators_dir, user_registry_dir
+from pix2pix_zoo.home import nearest_existing, translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
 from pix2pix_zoo.registry import did_you_mean
 from pix2pix_zoo.spec import MAX_CHANNELS, canonical, describe
@@ -117,9 +117,10 @@ class TranslatorEntry:
     def recorded_sha256(self) -> str | None:
         """The sha256 recorded at the first download, for entries that publish none."""
         try:
-            return json.loads((self.directory / SOURCE_RECORD).read_text())["sha256"]
+            recorded = json.loads((self.directory / SOURCE_RECORD).read_text())["sha256"]
         except (OSError, ValueError, KeyError, TypeError):
             return None
+        return recorded if isinstance(recorded, str) and SHA256_PATTERN.fullmatch(recorded) else None
 
     @property
     def verification(self) -> str:
@@ -523,6 +524,9 @@ def publish(
         raise CatalogError(f"translator {name!r} is already in the catalog ({existing.where}); choose another --name")
     if registry_file.exists() and not overwrite:
         raise CatalogError(f"{registry_file} exists: {name!r} is already published (--overwrite replaces it)")
+    blocking = nearest_existing(registry_file.parent)
+    if not blocking.is_dir():
+        raise CatalogError(f"cannot write {registry_file}: {blocking} is not a folder (--registry)")
     folder = translators_dir() / name
     _check_weights_free(folder, registry_file, overwrite)
 

@@ -15,11 +15,16 @@ def zoo_home() -> Path:
     it, or the nearest part of it that exists, is not a folder."""
     value = os.environ.get(HOME_VARIABLE)
     home = Path(value).expanduser() if value else Path.home() / ".cache" / "pix2pix-zoo"
-    existing = next(path for path in (home, *home.parents) if path.exists() or path == path.parent)
+    existing = nearest_existing(home)
     if not existing.is_dir():
         where = f"{HOME_VARIABLE}={value}" if value else f"the zoo's home {home} (set {HOME_VARIABLE} to another)"
         raise ZooError(f"{where} is not usable: {existing} is not a folder")
     return home
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists: a folder can be made at ``path`` only if this is one."""
+    return next(part for part in (path, *path.parents) if part.exists() or part == part.parent)
 
 
 def datasets_dir() -> Path:

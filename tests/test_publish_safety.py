@@ -176,6 +176,30 @@ def test_publish_over_weights_no_entry_claims_needs_overwrite(runs, home):
     assert (folder / "model.safetensors").read_bytes() != kept
 
 
+def test_a_registry_that_is_a_file_is_refused_before_anything_is_written(runs, home, tmp_path, monkeypatch):
+    (tmp_path / "file.txt").write_text("mine")
+
+    class NoApi:
+        def __init__(self):
+            raise AssertionError("uploaded before checking --registry")
+
+    monkeypatch.setattr("huggingface_hub.HfApi", NoApi)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    for registry in (tmp_path / "file.txt", tmp_path / "file.txt" / "sub"):
+        with pytest.raises(CatalogError, match="file.txt is not a folder"):
+            catalog.publish(runs / "a", "tiny", registry=registry, to="hf://zoo-org/tiny")
+    assert not (home / "translators").exists() and (tmp_path / "file.txt").read_text() == "mine"
+
+
+def test_a_malformed_first_download_record_verifies_nothing(home):
+    user_entry(home, "tiny", "http://127.0.0.1:9/x.pth")
+    (home / "translators" / "tiny").mkdir(parents=True)
+    for recorded in (["not", "a", "hash"], 5, "not-a-hash"):
+        (home / "translators" / "tiny" / "source.json").write_text(json.dumps({"sha256": recorded}))
+        entry = catalog.find_translator("tiny")
+        assert entry.recorded_sha256 is None and entry.verification == "unverified"
+
+
 # -- publish: the Hub --------------------------------------------------------------------------------
 @pytest.fixture
 def closed_port():

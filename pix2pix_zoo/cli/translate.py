@@ -48,7 +48,9 @@ def gather_inputs(arguments: list[str]) -> list[tuple[Path, Path]]:
 def check_output_folder(output: Path, jobs: list[tuple[Path, Path]]) -> None:
     """Refuse, before anything is written, an --output that is not a folder or that would replace
     an input (compared as resolved paths, so ``in/../in`` and symlinks are caught too)."""
-    existing = next(path for path in (output, *output.parents) if path.exists() or path == path.parent)
+    from pix2pix_zoo.home import nearest_existing
+
+    existing = nearest_existing(output)
     if not existing.is_dir():
         raise DataError(f"--output {str(output)!r} must be a folder, but {str(existing)!r} is a file")
     for source, name in jobs:
