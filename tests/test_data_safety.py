@@ -337,6 +337,15 @@ def test_where_a_resumed_run_computes_may_change(run, capsys):
     assert json.loads((run / "config.json").read_text())["config"]["workers"] == 0  # the run's own record
 
 
+def test_a_lock_does_not_live_on_in_loader_workers(run):
+    """Persistent loader workers are forked while the run is locked and share the lock's descriptor:
+    the run's end must still unlock the directory."""
+    holder = Trainer(TrainConfig(), run, resume=True, max_steps=5, workers=2, progress=False)
+    holder.fit()
+    assert holder.loader.persistent_workers and holder.config.workers == 2
+    Trainer(TrainConfig(), run, resume=True, max_steps=6, progress=False).fit()
+
+
 # -- tracebacks and wrong messages that are now one line ----------------------------------------------------
 @pytest.mark.parametrize("options, fragment", [
     (["--seed", "100000000000000000000000"], "--seed must be from 0 to"),

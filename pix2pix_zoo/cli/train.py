@@ -78,14 +78,15 @@ def train(
         if spec is not None:
             raise SpecError("--resume continues a run with its saved settings; give no SPEC with it")
         allowed = {param.opts[0] for param in ctx.command.params if param.name in RESUME_OPTIONS}
-        refused = [flag for flag in given_options(ctx) if flag not in allowed]
+        given = given_options(ctx)
+        refused = [flag for flag in given if flag not in allowed]
         if refused:
             raise SpecError(
                 f"{', '.join(refused)} cannot be changed with --resume: a run continues with the settings in its "
                 "config.json (only --max-steps, --device, --workers, --progress/--no-progress and --json apply)"
             )
-        trainer = Trainer(TrainConfig(device=device, workers=workers).validate(), resume, resume=True, max_steps=max_steps,
-                          progress=progress)
+        trainer = Trainer(TrainConfig(device=device).validate(), resume, resume=True, max_steps=max_steps,
+                          workers=workers if "--workers" in given else None, progress=progress)
     else:
         if spec is None:
             raise SpecError("give a SPEC, e.g. zoo train unet_256+patch70+l1cgan --data facades")

@@ -65,7 +65,10 @@ class RunLock:
 
     def release(self) -> None:
         if self._descriptor is not None:
-            os.close(self._descriptor)  # closing the only descriptor releases the flock
+            # Unlock before closing: forked loader workers share this descriptor and may outlive
+            # the run for a while; the lock must not live on in them.
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+            os.close(self._descriptor)
             self._descriptor = None
 
     def __del__(self) -> None:

@@ -166,8 +166,8 @@ class Trainer:
 
     ``resume=True`` continues ``run_dir`` from its latest checkpoint with the config saved there.
     Only ``max_steps`` (e.g. to extend a run that was stopped early on purpose) and where the run
-    computes, ``config.device`` and ``config.workers``, apply: they change no result, as every
-    step reseeds its own randomness.
+    computes, ``config.device`` and ``workers``, apply: they change no result, as every step
+    reseeds its own randomness.
     The run directory stays locked to this process until :meth:`fit` ends.
     """
 
@@ -178,6 +178,7 @@ class Trainer:
         *,
         resume: bool = False,
         max_steps: int | None = None,
+        workers: int | None = None,
         overwrite: bool = False,
         progress: bool = True,
         echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
@@ -189,14 +190,15 @@ class Trainer:
         self._lock: RunLock | None = None  # rank 0's lock of the run directory
         self._old_lock: RunLock | None = None  # with overwrite: the lock of the run being replaced
         try:
-            self._set_up(config, resume, max_steps, overwrite)
+            self._set_up(config, resume, max_steps, workers, overwrite)
         except BaseException:
             self._release()
             raise
 
-    def _set_up(self, config: TrainConfig, resume: bool, max_steps: int | None, overwrite: bool) -> None:
+    def _set_up(self, config: TrainConfig, resume: bool, max_steps: int | None, workers: int | None,
+                overwrite: bool) -> None:
         if resume:
-            config = self._saved_config(max_steps, here=config)
+            config = self._saved_config(max_steps, workers, device=config.device)
         self.config = config.validate()
         self.spec = resolve(config.spec)
         if self.ranks.is_main:
@@ -275,9 +277,9 @@ class Trainer:
         self._window_start = time.perf_counter()
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _saved_config(self, max_steps: int | None, here: TrainConfig) -> TrainConfig:
-        """The config a run to resume was started with (``max_steps`` changed if given, the device
-        and loader workers taken from ``here``), checked
+    def _saved_config(self, max_steps: int | None, workers: int | None, device: str) -> TrainConfig:
+        """The config a run to resume was started with (``max_steps`` and ``workers`` changed if
+        given, on ``device``), checked
         key by key: a hand-edited config.json is refused in one line naming the key."""
         if not self.run_dir.is_dir() or self.run_dir.is_symlink():
             raise RunExists(f"cannot resume {self.run_dir}: it is not a run directory")
@@ -298,7 +300,9 @@ class Trainer:
             )
         if max_steps is not None:
             config.max_steps = max_steps
-        config.device, config.workers = here.device, here.workers
+        if workers is not None:
+            config.workers = workers
+        config.device = device
         return config
 
     def _claim_run_dir(self, resume: bool, overwrite: bool) -> None:
