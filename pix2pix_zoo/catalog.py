@@ -44,7 +44,7 @@ from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
 from pix2pix_zoo.home import nearest_existing, translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
 from pix2pix_zoo.registry import did_you_mean
-from pix2pix_zoo.spec import MAX_CHANNELS, canonical, describe
+from pix2pix_zoo.spec import MAX_CHANNELS, canonical, describe, resolve
 from pix2pix_zoo.translator import (
     WEIGHTS_FILE,
     Card,
@@ -132,8 +132,10 @@ class TranslatorEntry:
 
     @property
     def parameters(self) -> int:
-        """The generator's parameter count (built on the meta device)."""
-        return describe(self.spec, self.in_channels, self.out_channels)["generator"]["parameters"]
+        """The generator's parameter count (built on the meta device, without the options that would
+        fetch weights: an entry's weights are its file)."""
+        spec = resolve(self.spec).self_contained()
+        return describe(spec, self.in_channels, self.out_channels)["generator"]["parameters"]
 
     def record(self) -> dict[str, Any]:
         """The entry as a registry TOML file holds it (``weights`` and ``metrics`` nested)."""
@@ -399,14 +401,6 @@ def _convert_reference(entry: TranslatorEntry, source: Path, sha256: str) -> Non
         save_translator(entry.directory, generator, card)
     except ZooError as error:
         raise CatalogError(str(error)) from None
-
-
-def _some(keys: list[str], shown: int = 3) -> str:
-    """``"2 keys (a, b)"``, with at most ``shown`` keys named."""
-    if not keys:
-        return "no keys"
-    more = ", ..." if len(keys) > shown else ""
-    return f"{len(keys)} key{'s' if len(keys) > 1 else ''} ({', '.join(keys[:shown])}{more})"
 
 
 # -- writing entries ---------------------------------------------------------------------------------

@@ -400,3 +400,32 @@ def test_a_full_disk_while_converting_is_one_line_and_leaves_no_temporary_file(h
     assert code == 1 and len(errors) == 1 and "No space left on device" in errors[0], err
     assert "unexpected" not in err
     assert [p.name for p in (home / "translators" / "tiny").iterdir()] == []
+
+
+def test_a_catalog_entry_never_makes_zoo_list_fetch_weights(tmp_path, home, monkeypatch, no_outside_access):
+    """``zoo list`` counts an entry's parameters from its spec on the meta device, without the
+    options that would fetch weights (an entry's weights are its own file)."""
+    sentinel = tmp_path / "sentinel.pth"
+    sentinel.write_bytes(b"the zoo must not read this")
+    folder = home / "registry"
+    folder.mkdir(parents=True)
+    (folder / "timm.toml").write_text(textwrap.dedent(f"""\
+        name = "timm"
+        spec = "timm_unet(backbone={BACKBONE},pretrained=true,weights={sentinel},ngf=4)+l1"
+        task = "labels -> photos"
+        dataset = "facades"
+        direction = "BtoA"
+        in_channels = 3
+        out_channels = 3
+        train_size = 256
+        license = "BSD"
+
+        [weights]
+        url = "http://127.0.0.1:9/timm.safetensors"
+        format = "safetensors"
+        """))
+    [entry] = catalog.list_translators("timm")
+    no_outside_access.clear()
+    plain = describe(f"timm_unet(backbone={BACKBONE},ngf=4)+l1")["generator"]["parameters"]
+    assert entry.parameters == plain
+    assert not [a for a in no_outside_access if "network" in a or "sentinel" in a]
