@@ -23,6 +23,7 @@ import pix2pix_zoo_nets.unet
 import pytest
 import torch
 from helpers import run_main, run_zoo
+from test_catalog import user_entry
 from huggingface_hub import constants
 from PIL import Image
 from safetensors.torch import save_file
@@ -343,23 +344,7 @@ PULL_SPEC = "unet_256(ngf=4)+patch70+l1cgan"
 
 
 def catalog_entry(home: Path, name: str, url: str, weights_format: str) -> None:
-    folder = home / "registry"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.toml").write_text(textwrap.dedent(f"""\
-        name = "{name}"
-        spec = "{PULL_SPEC}"
-        task = "labels -> photos"
-        dataset = "facades"
-        direction = "BtoA"
-        in_channels = 3
-        out_channels = 3
-        train_size = 256
-        license = "BSD"
-
-        [weights]
-        url = "{url}"
-        format = "{weights_format}"
-        """))
+    user_entry(home, name, url, spec=PULL_SPEC, weights_format=weights_format)
 
 
 @pytest.mark.parametrize(
@@ -407,23 +392,8 @@ def test_a_catalog_entry_never_makes_zoo_list_fetch_weights(tmp_path, home, monk
     options that would fetch weights (an entry's weights are its own file)."""
     sentinel = tmp_path / "sentinel.pth"
     sentinel.write_bytes(b"the zoo must not read this")
-    folder = home / "registry"
-    folder.mkdir(parents=True)
-    (folder / "timm.toml").write_text(textwrap.dedent(f"""\
-        name = "timm"
-        spec = "timm_unet(backbone={BACKBONE},pretrained=true,weights={sentinel},ngf=4)+l1"
-        task = "labels -> photos"
-        dataset = "facades"
-        direction = "BtoA"
-        in_channels = 3
-        out_channels = 3
-        train_size = 256
-        license = "BSD"
-
-        [weights]
-        url = "http://127.0.0.1:9/timm.safetensors"
-        format = "safetensors"
-        """))
+    user_entry(home, "timm", "http://127.0.0.1:9/timm.safetensors", weights_format="safetensors",
+               spec=f"timm_unet(backbone={BACKBONE},pretrained=true,weights={sentinel},ngf=4)+l1")
     [entry] = catalog.list_translators("timm")
     no_outside_access.clear()
     plain = describe(f"timm_unet(backbone={BACKBONE},ngf=4)+l1")["generator"]["parameters"]

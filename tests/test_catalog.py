@@ -25,14 +25,15 @@ from pix2pix_zoo.translator import WEIGHTS_FILE, read_card
 TINY_SPEC = "unet_256(ngf=4)+patch70+l1cgan"
 
 
-def user_entry(home, name: str, url: str, **weights: str) -> None:
-    """A user-registry entry for the tiny generator at ``url``."""
+def user_entry(home, name: str, url: str, *, spec: str = TINY_SPEC, weights_format: str = "reference-pth",
+               **weights: str) -> None:
+    """A user-registry entry for a generator (the tiny one unless ``spec`` says) at ``url``."""
     extra = "".join(f'{key} = "{value}"\n' for key, value in weights.items())
     folder = home / "registry"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.toml").write_text(textwrap.dedent(f"""\
         name = "{name}"
-        spec = "{TINY_SPEC}"
+        spec = "{spec}"
         task = "labels -> photos"
         dataset = "facades"
         direction = "BtoA"
@@ -43,7 +44,7 @@ def user_entry(home, name: str, url: str, **weights: str) -> None:
 
         [weights]
         url = "{url}"
-        format = "reference-pth"
+        format = "{weights_format}"
         """) + extra)
 
 
