@@ -41,7 +41,7 @@ def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> Non
         temporary.unlink(missing_ok=True)
         raise
     if durable:
-        _sync_folder(path.parent)
+        fsync_path(path.parent)  # the rename
 
 
 def write_text_atomic(path: Path, text: str, *, durable: bool = False) -> None:
@@ -54,12 +54,9 @@ def write_json_atomic(path: Path, data: Any, *, durable: bool = False) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", durable=durable)
 
 
-def _sync_folder(folder: Path) -> None:
-    """Flush ``folder``'s entries (a rename into it) to the disk, where the system allows it."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not every system opens folders
+def fsync_path(path: Path) -> None:
+    """Flush a file's content, or a folder's entries (a rename into it), to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:

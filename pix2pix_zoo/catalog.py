@@ -40,7 +40,7 @@ from pix2pix_zoo.atomic import (
     write_text_atomic,
 )
 from pix2pix_zoo.data.download import download, mirrored_url, sha256_of
-from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
+from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError, first_line
 from pix2pix_zoo.home import nearest_existing, translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
 from pix2pix_zoo.registry import did_you_mean
@@ -711,5 +711,4 @@ def upload_to_hub(folder: Path, repo: str) -> None:
         api.upload_folder(repo_id=repo, repo_type="model", folder_path=str(folder),
                           allow_patterns=[WEIGHTS_FILE, MODEL_CARD, SAMPLE_FILE])
     except (OSError, HTTPError) as error:  # the Hub's HTTP errors, refused connections, offline mode
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CatalogError(f"upload to hf://{repo} failed: {reason}") from None
+        raise CatalogError(f"upload to hf://{repo} failed: {first_line(error)}") from None

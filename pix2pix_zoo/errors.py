@@ -1,6 +1,11 @@
 """Errors the zoo expects and reports as one readable line (the CLI exits 1 on these)."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none): what a one-line report quotes."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class ZooError(Exception):
     """Base class of every error the zoo reports to users without a traceback."""
 

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from pix2pix_zoo.atomic import temporary_path
-from pix2pix_zoo.errors import SpecError, ZooError
+from pix2pix_zoo.errors import SpecError, ZooError, first_line
 from pix2pix_zoo.spec import MAX_CHANNELS, Spec, resolve
 from pix2pix_zoo.weights import misfit, read_safetensors, safetensors_shapes
 
@@ -98,10 +98,6 @@ _CARD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
-
-
 def _shown(value: Any, longest: int = 60) -> str:
     """A value from a file, short enough for a one-line message."""
     text = repr(value)
@@ -138,13 +134,13 @@ def read_card(path: Path, where: str | None = None) -> Card:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
     except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise ZooError(f"{where} is not a pix2pix-zoo translator: {_first_line(error)}") from None
+        raise ZooError(f"{where} is not a pix2pix-zoo translator: {first_line(error)}") from None
     if CARD_KEY not in metadata:
         raise ZooError(f"{where} is not a pix2pix-zoo translator: its metadata holds no {CARD_KEY!r}")
     try:
         data = json.loads(metadata[CARD_KEY])
     except ValueError as error:
-        raise ZooError(f"{where}: the card is not valid JSON: {_first_line(error)}") from None
+        raise ZooError(f"{where}: the card is not valid JSON: {first_line(error)}") from None
     return Card.from_dict(data, where)
 
 

@@ -14,7 +14,7 @@ import typer
 from typer._click import exceptions as click
 
 from pix2pix_zoo import __version__
-from pix2pix_zoo.errors import ZooError
+from pix2pix_zoo.errors import ZooError, first_line
 
 DEBUG_VARIABLE = "ZOO_DEBUG"
 
@@ -125,8 +125,8 @@ def _error_line(error: Exception) -> str:
     if isinstance(error, OSError):  # the system refused: a full disk, a folder where a file belongs
         reason = error.strerror or str(error) or type(error).__name__
         return f"{reason}: {str(error.filename)!r}" if error.filename is not None else reason
-    first_line = (str(error).strip().splitlines() or [""])[0][:200]
-    return f"unexpected {type(error).__name__}: {first_line} (a defect of pix2pix-zoo; {DEBUG_VARIABLE}=1 shows the traceback)"
+    return (f"unexpected {type(error).__name__}: {first_line(error)[:200]} (a defect of pix2pix-zoo; "
+            f"{DEBUG_VARIABLE}=1 shows the traceback)")
 
 
 def _one_line(text: str) -> str:

@@ -10,9 +10,7 @@ loadable; a write the system refuses (a full disk) leaves the previous one and n
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -21,7 +19,8 @@ from typing import Any, Callable, Iterator
 import torch
 from safetensors.torch import load_file, save_file
 
-from pix2pix_zoo.atomic import write_json_atomic
+from pix2pix_zoo.atomic import fsync_path, write_json_atomic
+from pix2pix_zoo.data.download import sha256_of
 from pix2pix_zoo.errors import ZooError
 
 LATEST = "latest"
@@ -31,14 +30,6 @@ STEP_NAME = re.compile(r"step-\d{9}")
 
 class CheckpointError(ZooError):
     """A checkpoint is missing or unreadable."""
-
-
-def _fsync(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -78,14 +69,6 @@ def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().contiguous().cpu() for key, value in module.state_dict().items()}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_checkpoint(
     directory: Path,
     step: int,
@@ -116,24 +99,24 @@ def save_checkpoint(
             tensors_of[key], plain_optimizers[key] = flatten_optimizer(optimizer)
         for key, tensors in tensors_of.items():
             save_file(tensors, temporary / f"{key}.safetensors")
-            checksums[f"{key}.safetensors"] = file_sha256(temporary / f"{key}.safetensors")
+            checksums[f"{key}.safetensors"] = sha256_of(temporary / f"{key}.safetensors")
         write_json_atomic(temporary / STATE, {**state, "step": step, "optimizers": plain_optimizers,
                                               "sha256": checksums})
         for path in temporary.iterdir():
-            _fsync(path)
-        _fsync(temporary)
+            fsync_path(path)
+        fsync_path(temporary)
         if final.exists():  # the same step saved again after falling back from a corrupt checkpoint
             shutil.rmtree(final)
         temporary.rename(final)
-        _fsync(directory)
+        fsync_path(directory)
         try:
             pointer.write_text(name + "\n")
-            _fsync(pointer)
+            fsync_path(pointer)
             pointer.replace(directory / LATEST)
         except OSError:
             shutil.rmtree(final, ignore_errors=True)  # `latest` still names the previous checkpoint
             raise
-        _fsync(directory)
+        fsync_path(directory)
     except OSError as error:
         shutil.rmtree(temporary, ignore_errors=True)
         pointer.unlink(missing_ok=True)
@@ -206,7 +189,7 @@ def verify_checkpoint(folder: Path) -> dict[str, Any]:
         path = folder / str(file_name)
         if path.parent != folder or not path.is_file():
             raise CheckpointError(f"cannot load checkpoint {folder}: {file_name} is missing")
-        if file_sha256(path) != expected:
+        if sha256_of(path) != expected:
             raise CheckpointError(f"cannot load checkpoint {folder}: {file_name} does not match its sha256 (corrupt)")
     return state
 
