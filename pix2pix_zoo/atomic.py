@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import threading
@@ -18,9 +19,18 @@ from pathlib import Path
 from typing import Any
 
 
+_TEMPORARY_NAME = re.compile(r"\.(?P<name>.+)\.\d+-[0-9a-f]{8}\.[a-z]+")
+
+
 def temporary_path(path: Path, label: str = "tmp") -> Path:
     """A hidden name beside ``path`` that no other process or call uses: ``.<name>.<pid>-<random>.<label>``."""
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.{label}")
+
+
+def temporary_target(name: str) -> str | None:
+    """The file name that a :func:`temporary_path` name was made for; None for any other name."""
+    match = _TEMPORARY_NAME.fullmatch(name)
+    return match["name"] if match else None
 
 
 def write_bytes_atomic(path: Path, data: bytes, *, durable: bool = False) -> None:

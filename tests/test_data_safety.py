@@ -103,6 +103,15 @@ def test_overwrite_replaces_a_run_of_the_zoo_and_leaves_nothing_beside_it(run):
     assert sorted(p.name for p in run.parent.iterdir()) == ["run"]  # no staging or old copy left behind
 
 
+def test_a_temporary_file_left_by_a_crash_does_not_make_a_run_foreign(run):
+    """A run killed while it rewrote report.html leaves the atomic write's temporary file: still the zoo's."""
+    from pix2pix_zoo.atomic import temporary_path
+
+    temporary_path(run / "report.html").write_text("half a report")
+    Trainer(tiny_config(max_steps=2, log_every=1), run, overwrite=True, progress=False).fit()
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".report.html")]
+
+
 # -- 2. nothing is replaced before the new run's set-up has been checked --------------------------------
 @pytest.mark.parametrize("bad", [["--batch-size", "9"], ["--workers", "-1"], ["--lr", "nan"], ["--load-size", "100000"]],
                          ids=["batch-size", "workers", "lr", "load-size"])

@@ -14,19 +14,18 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from pix2pix_zoo.atomic import write_text_atomic
+from pix2pix_zoo.atomic import temporary_path, temporary_target, write_text_atomic
 from pix2pix_zoo.errors import ZooError
 
 MARKER = ".pix2pix-zoo-run"
 LOCK = ".pix2pix-zoo-run.lock"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
-# Everything a run writes at its top level (plus `.NAME.tmp` while NAME is being replaced).
+# Everything a run writes at its top level (plus atomic's temporary names while one is being replaced).
 RUN_ENTRIES = frozenset({MARKER, LOCK, CONFIG, METRICS, "samples", "checkpoints", "report.html", "translator",
                          "eval.json", "tensorboard"})
 
@@ -119,20 +118,9 @@ def check_replaceable(run_dir: Path) -> None:
         run_config(run_dir)
     except RunExists as error:
         raise RunExists(f"{refusal} has a config.json that is not a run's ({error}); not overwriting it") from None
-    foreign = [name for name in entries if name not in RUN_ENTRIES and not _is_temporary(name)]
+    foreign = [name for name in entries if name not in RUN_ENTRIES and temporary_target(name) not in RUN_ENTRIES]
     if foreign:
         raise RunExists(f"{refusal} holds {foreign[0]!r}, which zoo train did not write; not overwriting it")
-
-
-def _is_temporary(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp") and name[1:-4] in RUN_ENTRIES
-
-
-def _unused_name(folder: Path, stem: str) -> Path:
-    while True:
-        candidate = folder / f".{stem}.{secrets.token_hex(4)}"
-        if not candidate.exists():
-            return candidate
 
 
 def install_run(run_dir: Path, fill: Callable[[Path], None], replacing: RunLock | None = None) -> RunLock:
@@ -144,13 +132,13 @@ def install_run(run_dir: Path, fill: Callable[[Path], None], replacing: RunLock 
     (another process) is not replaced but refused.
     """
     run_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = _unused_name(run_dir.parent, f"{run_dir.name}.new")
+    staging = temporary_path(run_dir, "new")
     staging.mkdir()
     try:
         (staging / MARKER).write_text(json.dumps({"made_by": "zoo train"}) + "\n")
         lock = RunLock(staging)
         fill(staging)
-        old = _unused_name(run_dir.parent, f"{run_dir.name}.old") if replacing is not None else None
+        old = temporary_path(run_dir, "old") if replacing is not None else None
         if old is not None:
             run_dir.rename(old)
         try:
