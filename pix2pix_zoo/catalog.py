@@ -163,6 +163,11 @@ _REQUIRED = ("name", "spec", "task", "dataset", "direction", "in_channels", "out
 _WEIGHTS_FIELDS = {"url", "format", "sha256", "size_bytes"}
 
 
+def _is_count(value: Any, most: int) -> bool:
+    """Whether a value read from a file is a whole number from 1 to ``most`` (JSON's true is not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most
+
+
 def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorEntry:
     """Validate one entry (a registry TOML file's content); a CatalogError names ``where`` and the field."""
 
@@ -193,7 +198,7 @@ def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorE
         return value
 
     def count(key: str, value: Any, most: int) -> int:
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        if not _is_count(value, most):
             raise fail(key, f"must be a positive integer up to {most}, not {value!r}")
         return value
 
@@ -614,7 +619,7 @@ def _run_settings(path: Path) -> dict[str, Any]:
     if not isinstance(settings, dict):
         raise CatalogError(f"{path}: 'config' must be a JSON object, not {type(settings).__name__}")
     crop_size = settings.get("crop_size", 256)
-    if not isinstance(crop_size, int) or isinstance(crop_size, bool) or not 1 <= crop_size <= MAX_TRAIN_SIZE:
+    if not _is_count(crop_size, MAX_TRAIN_SIZE):
         raise CatalogError(
             f"{path}: 'config.crop_size' must be a positive integer up to {MAX_TRAIN_SIZE}, not {crop_size!r}"
         )
