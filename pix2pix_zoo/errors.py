@@ -30,6 +30,9 @@ class BadImageError(DataError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self):  # rebuilt from its two parts when it crosses from a loader worker
+        return type(self), (self.path, self.reason)
+
 
 class CatalogError(ZooError):
     """A translator catalog entry is invalid or unknown, or a pulled translator cannot be verified or converted."""

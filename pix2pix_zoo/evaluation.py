@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from pix2pix_zoo.data import open_dataset
-from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient
+from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient, uniform_batches
 from pix2pix_zoo.engine.metrics import (
     frechet_distance,
     image_metrics,
@@ -135,9 +135,10 @@ def evaluate(
 
     def batches() -> Batches:
         for batch in loader:
-            a, b = augment(batch["a"].to(translator.device), batch["b"].to(translator.device), train=False)
-            x, y = orient({"a": a, "b": b}, card.direction)
-            yield x, y, batch["name"]
+            for group in uniform_batches(batch):  # pairs of one size at a time
+                a, b = augment(group["a"].to(translator.device), group["b"].to(translator.device), train=False)
+                x, y = orient({"a": a, "b": b}, card.direction)
+                yield x, y, group["name"]
 
     evaluation = evaluate_batches(batches(), lambda x, y: {"translator": translator.translate(x)}, split, inception)
     evaluation.setting = {"data": data, "direction": card.direction, "mode": translator.mode, "spec": card.spec}

@@ -163,3 +163,10 @@ class PairedDataset(torch.utils.data.Dataset, abc.ABC):
 
     @abc.abstractmethod
     def __getitem__(self, index: int) -> dict: ...
+
+    def pair_size(self, index: int) -> tuple[int, int]:
+        """``(H, W)`` of pair ``index``. The engine asks only when the preprocessing keeps sizes
+        (``--preprocess none``/``scale_width``) and a batch holds several pairs; this decodes the
+        pair, and readers that can read a size from a file's header override it."""
+        height, width = self[index]["a"].shape[-2:]
+        return int(height), int(width)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pix2pix_zoo.data.augment import PREPROCESS_MODES, PairedAugment, collate_pairs, orient
+from pix2pix_zoo.data.augment import PREPROCESS_MODES, PairedAugment, collate_pairs, orient, uniform_batches
 from pix2pix_zoo.errors import DataError
 
 # 40x48 pairs, load 36, crop 32: every mode resizes, crops or both.
@@ -141,7 +141,7 @@ def test_orient_swaps_for_b_to_a():
         orient(batch, "AtoA")
 
 
-def test_collate_stacks_pairs_and_refuses_mixed_sizes():
+def test_collate_stacks_pairs_and_groups_mixed_sizes():
     def item(name: str, width: int = 6) -> dict:
         a, b = torch.zeros(1, 4, width, dtype=torch.uint8), torch.ones(3, 4, width, dtype=torch.uint8)
         return {"a": a, "b": b, "name": name}
@@ -150,9 +150,36 @@ def test_collate_stacks_pairs_and_refuses_mixed_sizes():
     batch = collate_pairs(items)
     assert batch["a"].shape == (3, 1, 4, 6) and batch["b"].shape == (3, 3, 4, 6)
     assert batch["name"] == ["p0", "p1", "p2"]
-    items.append(item("wide", width=8))
-    with pytest.raises(DataError, match=r"'p0' \(6x4\) and 'wide' \(8x4\) differ in size.*batch size 1"):
-        collate_pairs(items)
+    assert uniform_batches(batch) == [batch]
+    items.insert(1, item("wide", width=8))
+    mixed = collate_pairs(items)
+    assert isinstance(mixed["a"], list) and mixed["name"] == ["p0", "wide", "p1", "p2"]
+    groups = uniform_batches(mixed)
+    assert [group["name"] for group in groups] == [["p0", "p1", "p2"], ["wide"]]
+    assert [tuple(group["a"].shape) for group in groups] == [(3, 1, 4, 6), (1, 1, 4, 8)]
+    assert [tuple(group["b"].shape) for group in groups] == [(3, 3, 4, 6), (1, 3, 4, 8)]
+
+
+@pytest.mark.parametrize(
+    ("preprocess", "sizes", "keeps"),
+    [
+        ("resize_and_crop", [(300, 451), (512, 512)], {(32, 32)}),
+        ("scale_width_and_crop", [(300, 451), (512, 512)], {(32, 32)}),
+        ("crop", [(300, 451), (512, 512)], {(32, 32)}),
+        ("scale_width", [(300, 450), (600, 900)], {(24, 36)}),  # one aspect ratio: one size
+        ("scale_width", [(300, 450), (512, 512)], {(24, 36), (36, 36)}),
+        ("none", [(30, 45), (52, 52)], {(32, 44), (52, 52)}),
+    ],
+)
+def test_output_size_says_which_pairs_can_share_a_batch(preprocess, sizes, keeps):
+    augment = PairedAugment(preprocess, load_size=36, crop_size=32 if "crop" in preprocess else 24)
+    outputs = {augment.output_size(height, width) for height, width in sizes}
+    assert outputs == keeps
+    assert augment.keeps_sizes == (preprocess in ("scale_width", "none"))
+    for height, width in sizes:  # what it predicts is what the augmentation makes
+        pair = torch.zeros(1, 3, height, width, dtype=torch.uint8)
+        x, _ = augment(pair, pair, torch.Generator().manual_seed(0))
+        assert tuple(x.shape[2:]) == augment.output_size(height, width)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -63,6 +63,7 @@ def train(
     sample_every: int = typer.Option(DEFAULTS.sample_every, "--sample-every", help="Steps between sample grids.", rich_help_panel="Run directory"),
     checkpoint_every: int = typer.Option(DEFAULTS.checkpoint_every, "--checkpoint-every", help="Steps between checkpoints (0: each epoch).", rich_help_panel="Run directory"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count unreadable images.", rich_help_panel="Data"),
+    eval_split: Optional[str] = typer.Option(DEFAULTS.eval_split, "--eval-split", help="Held-out split evaluated at the end (default: test, else val).", rich_help_panel="Data"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Folder of run directories.", rich_help_panel="Run directory"),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: from the spec and the dataset).", rich_help_panel="Run directory"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run directory.", rich_help_panel="Run directory"),
@@ -96,7 +97,7 @@ def train(
             preprocess=preprocess, load_size=load_size, crop_size=crop_size, flip=not no_flip, seed=seed,
             precision=precision, channels_last=channels_last, compile=compile_, cpu_tuning=cpu_tuning, optimizer_impl=optimizer,
             ema_decay=ema_decay, workers=workers, device=device, log_every=log_every, sample_every=sample_every,
-            checkpoint_every=checkpoint_every, skip_bad=skip_bad,
+            checkpoint_every=checkpoint_every, skip_bad=skip_bad, eval_split=eval_split,
         ).validate()
         if runs.exists() and not runs.is_dir():
             raise SpecError(f"--runs {runs} is a file, not a folder of run directories")

@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pix2pix_zoo.data.images import size_text
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.interfaces import Direction
 
@@ -84,6 +83,19 @@ class PairedAugment:
         pair = self._crop_and_flip(pair, generator, train)
         pixels = pair.float().div_(127.5).sub_(1)  # .float() copies uint8; a resized pair is already a new float
         return pixels[:, : a.shape[1]], pixels[:, a.shape[1] :]
+
+    def output_size(self, height: int, width: int, *, train: bool = True) -> tuple[int, int]:
+        """(H, W) of a prepared pair whose images are ``height`` x ``width``: the crop size for the
+        modes that crop, else the resized size, which depends on the pair's size (``scale_width``:
+        its aspect ratio; ``none``: its size)."""
+        if "crop" in self.preprocess:
+            return self.crop_size, self.crop_size
+        return self._resized_size(height, width, train)
+
+    @property
+    def keeps_sizes(self) -> bool:
+        """Whether prepared pairs can differ in size (pairs of several sizes then cannot share a batch)."""
+        return self.preprocess in ("scale_width", "none")
 
     def _resized_size(self, height: int, width: int, train: bool) -> tuple[int, int]:
         load = self.load_size if train else self.crop_size
@@ -161,21 +173,34 @@ def orient(batch: dict, direction: Direction) -> tuple[Tensor, Tensor]:
 
 
 def collate_pairs(items: list[dict]) -> dict:
-    """Stack dataset items into ``{"a": uint8 [N, C_a, H, W], "b": ..., "name": [str]}`` for a DataLoader.
+    """Batch dataset items as ``{"a": uint8 [N, C_a, H, W], "b": ..., "name": [str]}`` for a DataLoader.
 
-    Pairs of different sizes cannot share a batch: resizing them here would run on the loader's
-    CPU and distort their aspect ratio behind the user's back, so it is a DataError that says
-    what to do instead.
+    Pairs of different sizes (a folder of ordinary photos) are not stacked: ``"a"`` and ``"b"`` are
+    then lists of the items' tensors, and :func:`uniform_batches` splits such a batch into stacked
+    batches of one size each. Resizing them here would run on the loader's CPU and decide the size
+    before the preprocessing does, which resizes them on the training device.
     """
-    first = items[0]
-    for item in items[1:]:
-        if item["a"].shape != first["a"].shape or item["b"].shape != first["b"].shape:
-            raise DataError(
-                f"pairs {first['name']!r} ({size_text(first['a'])}) and {item['name']!r} ({size_text(item['a'])}) "
-                "differ in size and cannot share a batch; use batch size 1 or images of one size"
-            )
-    return {
-        "a": torch.stack([item["a"] for item in items]),
-        "b": torch.stack([item["b"] for item in items]),
-        "name": [item["name"] for item in items],
-    }
+    a, b = [item["a"] for item in items], [item["b"] for item in items]
+    names = [item["name"] for item in items]
+    if all(x.shape == a[0].shape for x in a) and all(y.shape == b[0].shape for y in b):
+        return {"a": torch.stack(a), "b": torch.stack(b), "name": names}
+    return {"a": a, "b": b, "name": names}
+
+
+def uniform_batches(batch: dict) -> list[dict]:
+    """A batch from :func:`collate_pairs` as batches of pairs of one size each, stacked: the batch
+    itself when its pairs share a size, else one batch per size in order of first appearance (pairs
+    keep their order within a size)."""
+    if isinstance(batch["a"], Tensor):
+        return [batch]
+    groups: dict[tuple, list[int]] = {}
+    for index, (a, b) in enumerate(zip(batch["a"], batch["b"])):
+        groups.setdefault((tuple(a.shape), tuple(b.shape)), []).append(index)
+    return [
+        {
+            "a": torch.stack([batch["a"][i] for i in indices]),
+            "b": torch.stack([batch["b"][i] for i in indices]),
+            "name": [batch["name"][i] for i in indices],
+        }
+        for indices in groups.values()
+    ]

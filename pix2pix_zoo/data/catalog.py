@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix_zoo.atomic import temporary_path
+from pix2pix_zoo.data import dataset_info, reads_your_files
 from pix2pix_zoo.data.download import download, mirrored_url, safe_extract, url_file_name
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.home import datasets_dir
@@ -72,15 +73,14 @@ class DatasetEntry:
 
     @classmethod
     def of(cls, component: Component, root: Path) -> DatasetEntry:
-        info = getattr(component.factory, "info", None)
-        info = info if isinstance(info, DatasetInfo) else None
+        info = dataset_info(component.factory)
         prepare = getattr(component.factory, "prepare", None)
         return cls(component.name, component.plugin, component.summary, info, prepare, Path(root))
 
     @property
     def reads_your_files(self) -> bool:
         """Whether it reads files the user names (``NAME:PATH``) rather than downloading or making them."""
-        return self.info is None or self.info.reads_your_files
+        return reads_your_files(self.info)
 
     @property
     def origin(self) -> str:

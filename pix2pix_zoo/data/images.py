@@ -33,6 +33,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", 
 SUPPORTED_CHANNELS = (1, 3)
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+# What PIL raises for a corrupt or unreadable file, depending on the format.
+_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 _TRUNCATION_SWITCH = threading.Lock()  # serialises our flips of PIL's process-wide truncation switch
 
 
@@ -75,12 +77,20 @@ def open_image(path: Path | str) -> Image.Image:
                     ImageFile.LOAD_TRUNCATED_IMAGES = previous
         else:
             image = _load(path)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        # PIL reports corrupt data as OSError, SyntaxError or ValueError depending on the format.
+    except _IMAGE_ERRORS as error:
         raise BadImageError(path, str(error) or type(error).__name__) from None
     if image.mode == "F":
         raise BadImageError(path, "floating-point images are not supported (their range is unknown)")
     return image
+
+
+def image_size(path: Path | str) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except _IMAGE_ERRORS as error:
+        raise BadImageError(path, str(error) or type(error).__name__) from None
 
 
 def _load(path: Path | str) -> Image.Image:

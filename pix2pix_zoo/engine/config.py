@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from pix2pix_zoo.errors import SpecError, ZooError
 
 Precision = Literal["fp32", "bf16", "fp16"]
 OptimizerImpl = Literal["auto", "fused", "foreach", "plain"]
+SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a dataset's splits name folders: no paths
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit; the data order's seed + epoch must fit too
 # Settings whose `zoo train` option is not --<name with dashes>.
 OPTION_FLAGS = {"data_options": "--data-opt", "flip": "--no-flip", "optimizer_impl": "--optimizer"}
@@ -132,6 +134,8 @@ class TrainConfig:
                 raise SpecError(f"{name_of(name)} must be in [0, 1), not {getattr(self, name)}")
         if self.lr <= 0:
             raise SpecError(f"{name_of('lr')} must be positive, not {self.lr}")
+        if self.eval_split is not None and not SPLIT_NAME.fullmatch(str(self.eval_split)):
+            raise SpecError(f"{name_of('eval_split')} must be a split name such as test or val, not {self.eval_split!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

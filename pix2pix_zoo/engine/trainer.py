@@ -38,12 +38,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from pix2pix_zoo.atomic import write_json_atomic
 from pix2pix_zoo.data import open_dataset, parse_data
-from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient
+from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient, uniform_batches
 from pix2pix_zoo.engine import distributed
 from pix2pix_zoo.engine.checkpoint import (
     CheckpointError,
@@ -74,6 +75,8 @@ from pix2pix_zoo.spec import Pix2Pix, resolve
 from pix2pix_zoo.translator import Card, inference_mode, save_translator
 
 SAMPLE_COUNT = 4
+NO_HELD_OUT = ("{data!r} has no held-out split (test or val), so this run is not evaluated and writes no "
+               "eval.json; pass --eval-split SPLIT to evaluate on another split")
 EVAL_SPLITS = ("test", "val")
 VERSIONED_PACKAGES = ("pix2pix-zoo", "torch", "timm", "kornia", "safetensors", "pluggy", "typer")
 
@@ -118,10 +121,11 @@ class SkippingSampler(Sampler[int]):
 
 
 class GuardedImages(torch.utils.data.Dataset):
-    """Turns an unreadable image into data instead of an exception inside a loader worker (which
-    the DataLoader would re-raise as a multi-line traceback): :func:`collate_guarded` passes the
-    error on, and the trainer raises it as one line. With ``skip_bad`` the next readable pair is
-    used instead and the skipped files travel with the batch, to be counted."""
+    """Turns the zoo's errors (an unreadable image, any DataError of a plugin's dataset) into data
+    instead of an exception inside a loader worker, which the DataLoader would re-raise as a
+    multi-line traceback: :func:`collate_guarded` passes the error on, and the trainer raises it
+    as the same one line as without workers. With ``skip_bad`` the next readable pair is used
+    instead of an unreadable one and the skipped files travel with the batch, to be counted."""
 
     def __init__(self, dataset: PairedDataset, skip_bad: bool) -> None:
         self.dataset = dataset
@@ -138,9 +142,11 @@ class GuardedImages(torch.utils.data.Dataset):
                 return {**self.dataset[(index + offset) % len(self.dataset)], "skipped": skipped}
             except BadImageError as error:
                 if not self.skip_bad:
-                    return {"error": (str(error.path), error.reason)}
+                    return {"error": error}
                 skipped.append(str(error.path))
-        return {"error": ("(all)", "every image of the dataset is unreadable")}
+            except ZooError as error:
+                return {"error": error}
+        return {"error": BadImageError("(all)", "every image of the dataset is unreadable")}
 
 
 def collate_guarded(items: list[dict]) -> dict:
@@ -150,6 +156,15 @@ def collate_guarded(items: list[dict]) -> dict:
             return {"error": item["error"]}
     skipped = [path for item in items for path in item.pop("skipped")]
     return {**collate_pairs(items), "skipped": skipped}
+
+
+def raise_loader_error(batch: dict) -> None:
+    """Raise the error a guarded loader passed on in place of a batch (see :class:`GuardedImages`)."""
+    error = batch.get("error")
+    if isinstance(error, BadImageError):
+        raise BadImageError(error.path, f"{error.reason} (--skip-bad skips unreadable images)")
+    if error is not None:
+        raise error
 
 
 @dataclass
@@ -226,6 +241,7 @@ class Trainer:
             )
         except ValueError as error:
             raise SpecError(str(error)) from None
+        self._check_batches_share_sizes()
         self._check_a_batch_fits()
         self.cpu_tuning = self._tune_for_cpu()
         self._place_models()
@@ -270,6 +286,8 @@ class Trainer:
         self.skipped: set[str] = set()
         self._sums: dict[str, Tensor] = {}
         self._count = 0
+        if self.ranks.is_main:
+            self._announce_held_out()
         self._samples = self._sample_batch() if self.ranks.is_main else None
         # Everything that can be wrong with the settings or the data has been checked: now write.
         self._prepare_run_dir(resume)
@@ -368,6 +386,33 @@ class Trainer:
                 f"fit in the memory of {self.device}; use a smaller --load-size or --batch-size"
             ) from None
 
+    def _check_batches_share_sizes(self) -> None:
+        """With a preprocessing that keeps sizes (``none``, ``scale_width``), pairs that come out in
+        different sizes cannot share a training batch: refuse before anything is written, naming
+        two of them, rather than at some step of the run. Costs one header read per pair, and only
+        then; the resizing modes (the default) batch pairs of any sizes."""
+        if self.config.batch_size == 1 or not self.augment.keeps_sizes:
+            return
+        dataset = self.dataset.dataset
+        first: tuple[int, tuple[int, int]] | None = None
+        for index in range(len(dataset)):
+            try:
+                size = self.augment.output_size(*dataset.pair_size(index), train=True)
+            except BadImageError as error:
+                if self.config.skip_bad:
+                    continue
+                raise BadImageError(error.path, f"{error.reason} (--skip-bad skips unreadable images)") from None
+            if first is None:
+                first = index, size
+            elif size != first[1]:
+                names = [dataset[i]["name"] for i in (first[0], index)]
+                raise DataError(
+                    f"with --preprocess {self.config.preprocess} pairs keep their sizes, and {names[0]!r} and "
+                    f"{names[1]!r} come out {first[1][1]}x{first[1][0]} and {size[1]}x{size[0]}: they cannot share "
+                    f"a batch of {self.config.batch_size}; use --batch-size 1, or a preprocess mode that resizes "
+                    "them to one size (resize_and_crop, the default, or scale_width_and_crop)"
+                )
+
     def _tune_for_cpu(self) -> dict[str, Any] | None:
         """On a CPU in fp32 eager mode, :mod:`~pix2pix_zoo.engine.cpu_tuning`'s speed-ups (for the
         shape of the first training pair); what was done, or None where they do not apply."""
@@ -430,29 +475,61 @@ class Trainer:
         return SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def _prepare(self, batch: dict, generator: torch.Generator | None, train: bool) -> tuple[Tensor, Tensor]:
-        """uint8 pairs from the loader -> augmented float batches on the device."""
-        if "error" in batch:
-            path, reason = batch["error"]
-            raise BadImageError(path, f"{reason} (--skip-bad skips unreadable images)")
-        a = batch["a"].to(self.device, non_blocking=True)
-        b = batch["b"].to(self.device, non_blocking=True)
-        a, b = self.augment(a, b, generator=generator, train=train)
-        x, y = orient({"a": a, "b": b}, self.direction)
-        if self.config.channels_last:
-            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-        return x, y
+        """uint8 pairs from the loader -> one augmented float batch on the device.
+
+        Pairs of several sizes are prepared one size at a time and then batched, which the
+        preprocessing allows unless it keeps sizes (checked at set-up for training).
+        """
+        groups = self._prepare_groups(batch, generator, train)
+        if len(groups) == 1:
+            return groups[0][0], groups[0][1]
+        sizes = {tuple(x.shape[2:]) for x, _, _ in groups}
+        if len(sizes) > 1:
+            first, other = groups[0], next(group for group in groups if group[0].shape != groups[0][0].shape)
+            raise DataError(
+                f"pairs {first[2][0]!r} and {other[2][0]!r} come out of --preprocess {self.config.preprocess} in "
+                "different sizes and cannot share a batch; use --batch-size 1 or a preprocess mode that resizes"
+            )
+        return torch.cat([x for x, _, _ in groups]), torch.cat([y for _, y, _ in groups])
+
+    def _prepare_groups(
+        self, batch: dict, generator: torch.Generator | None, train: bool
+    ) -> list[tuple[Tensor, Tensor, list[str]]]:
+        """(input, target, names) of each size in a loader batch, augmented on the device."""
+        raise_loader_error(batch)
+        prepared = []
+        for group in uniform_batches(batch):
+            a = group["a"].to(self.device, non_blocking=True)
+            b = group["b"].to(self.device, non_blocking=True)
+            a, b = self.augment(a, b, generator=generator, train=train)
+            x, y = orient({"a": a, "b": b}, self.direction)
+            if self.config.channels_last:
+                x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+            prepared.append((x, y, group["name"]))
+        return prepared
 
     @functools.cached_property
     def _held_out_split(self) -> tuple[str, PairedDataset] | None:
         """The held-out split (``--eval-split``, else test, else val) and its pairs, opened once; None
-        when the dataset has none of them (a folder of your files may have only some)."""
-        splits = [self.config.eval_split] if self.config.eval_split else [s for s in EVAL_SPLITS if s in self.info.splits]
-        for split in splits:
+        when the dataset has neither test nor val (a folder of your files may have only some). An
+        ``--eval-split`` that does not open is an error, not a run left unevaluated."""
+        if self.config.eval_split:
+            try:
+                return self.config.eval_split, open_dataset(self.config.data, self.config.eval_split,
+                                                            **self.config.data_options)
+            except DataError as error:
+                raise DataError(f"--eval-split {self.config.eval_split}: {error}") from None
+        for split in (s for s in EVAL_SPLITS if s in self.info.splits):
             try:
                 return split, open_dataset(self.config.data, split, **self.config.data_options)
             except DataError:
                 continue
         return None
+
+    def _announce_held_out(self) -> None:
+        """Say at the start when the run will not be evaluated (it is said in report.html too)."""
+        if self._held_out is None:
+            self.echo(f"note: {NO_HELD_OUT.format(data=self.config.data)}")
 
     @property
     def _held_out(self) -> PairedDataset | None:
@@ -463,7 +540,10 @@ class Trainer:
         held_out = self._held_out
         source = GuardedImages(held_out, self.config.skip_bad) if held_out is not None else self.dataset
         items = [source[i] for i in range(min(SAMPLE_COUNT, len(source)))]
-        return self._prepare(collate_guarded(items), None, train=False)
+        groups = self._prepare_groups(collate_guarded(items), None, train=False)
+        # One grid holds pairs of one size: with a preprocessing that keeps sizes, the first pair's.
+        kept = [(x, y) for x, y, _ in groups if x.shape[2:] == groups[0][0].shape[2:]]
+        return torch.cat([x for x, _ in kept]), torch.cat([y for _, y in kept])
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _checkpoint_parts(self) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
@@ -694,10 +774,9 @@ class Trainer:
         write_report(self.run_dir, str(self.spec), {**self._summary(), **self._evaluation_summary(evaluation)})
         return evaluation
 
-    @staticmethod
-    def _evaluation_summary(evaluation: dict[str, Any] | None) -> dict[str, Any]:
+    def _evaluation_summary(self, evaluation: dict[str, Any] | None) -> dict[str, Any]:
         if not evaluation:
-            return {}
+            return {"evaluation": NO_HELD_OUT.format(data=self.config.data)}
         return {f"{name} ({evaluation['split']})": figures for name, figures in evaluation.items()
                 if isinstance(figures, dict)}
 
@@ -711,22 +790,33 @@ class Trainer:
         mean_target = self._mean_training_target()
 
         def candidates(x: Tensor, y: Tensor) -> dict[str, Tensor]:
-            outputs = {"translator": self._translate(generator, x), "mean training target": mean_target.expand_as(y)}
+            outputs = {"translator": self._translate(generator, x),
+                       "mean training target": resized(mean_target, y.shape[2:]).expand_as(y)}
             if x.shape == y.shape:
                 outputs["input unchanged"] = x
             return outputs
 
-        batches = ((*self._prepare(batch, None, train=False), batch["name"]) for batch in loader)
+        # Pairs of one size at a time: a preprocessing that keeps sizes evaluates each at its own.
+        batches = (group for batch in loader for group in self._prepare_groups(batch, None, train=False))
         torch.manual_seed(self.config.seed)
         with inference_mode(generator, "paper"):
             return evaluate_batches(batches, candidates, self._held_out_split[0]).summary()
 
     def _mean_training_target(self) -> Tensor:
-        """The per-pixel mean of the training targets (prepared as for evaluation)."""
+        """The per-pixel mean of the training targets (prepared as for evaluation). Where the
+        preprocessing keeps sizes, targets are resized to the first one's size to be averaged, and
+        the mean to each held-out target's size to be compared."""
         loader = DataLoader(self.dataset, batch_size=16, num_workers=self.config.workers, collate_fn=collate_guarded)
         total, count = None, 0
         for batch in loader:
-            _, y = self._prepare(batch, None, train=False)
-            total = y.sum(0) if total is None else total + y.sum(0)
-            count += y.shape[0]
+            for _, y, _ in self._prepare_groups(batch, None, train=False):
+                total = y.sum(0) if total is None else total + resized(y, total.shape[1:]).sum(0)
+                count += y.shape[0]
         return (total / count).unsqueeze(0)
+
+
+def resized(images: Tensor, size: torch.Size) -> Tensor:
+    """``images`` at ``size`` (H, W): themselves when they have it, else resized bilinearly."""
+    if images.shape[2:] == size:
+        return images
+    return F.interpolate(images, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)

@@ -21,6 +21,7 @@ from pathlib import Path
 from pix2pix_zoo.data.images import (
     SUPPORTED_CHANNELS,
     decode_image,
+    image_size,
     image_to_tensor,
     list_images,
     open_image,
@@ -58,6 +59,10 @@ class AlignedFolder(PairedDataset):
             "name": path.relative_to(self.directory).as_posix(),
         }
 
+    def pair_size(self, index: int) -> tuple[int, int]:
+        width, height = image_size(self.files[index])
+        return height, width // 2
+
 
 class PairedFolders(PairedDataset):
     """A images under ``a_directory`` and B images under ``b_directory``, paired by relative name."""
@@ -91,6 +96,10 @@ class PairedFolders(PairedDataset):
                 b_path, f"its size {size_text(b)} differs from that of its partner {str(a_path)!r} ({size_text(a)})"
             )
         return {"a": a, "b": b, "name": self.names[index]}
+
+    def pair_size(self, index: int) -> tuple[int, int]:
+        width, height = image_size(self.pairs[index][0])
+        return height, width
 
 
 def folder(root: Path, split: str, *, a_channels: int = 3, b_channels: int = 3) -> AlignedFolder:
