@@ -98,7 +98,8 @@ def test_zoo_eval_batches_pairs_of_different_sizes(tmp_path):
 
 
 class FailingPairs(PairedDataset):
-    """Pairs whose fourth raises a DataError, as a plugin's dataset does for a malformed file."""
+    """Pairs whose sixth raises a DataError, as a plugin's dataset does for a malformed file (after the
+    pairs the trainer reads at set-up, so that with workers it is raised in a loader worker)."""
 
     info = DatasetInfo("failing", reads_your_files=True)
 
@@ -109,7 +110,7 @@ class FailingPairs(PairedDataset):
         return 8
 
     def __getitem__(self, index: int) -> dict:
-        if index == 3:
+        if index == 5:
             raise DataError(f"pair {index} of {self.root} has no mask")
         return {"a": torch.zeros(3, 32, 32, dtype=torch.uint8), "b": torch.zeros(3, 32, 32, dtype=torch.uint8),
                 "name": f"{index}.png"}
@@ -137,7 +138,7 @@ def test_a_data_error_in_a_loader_worker_is_one_line(tmp_path, capsys, failing_p
         "--no-progress", "--runs", str(tmp_path / "runs"),
     )
     assert code == 1
-    assert err.strip().splitlines()[-1] == f"error: pair 3 of {tmp_path} has no mask"
+    assert err.strip().splitlines()[-1] == f"error: pair 5 of {tmp_path} has no mask"
     assert "Traceback" not in err and "DataLoader worker" not in err
 
 

@@ -132,17 +132,3 @@ def _error_line(error: Exception) -> str:
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
-
-def _usage_line(error: click.UsageError) -> str:
-    """click's usage error as one sentence naming the command and where its help is."""
-    command = error.ctx.command_path if error.ctx is not None else "zoo"
-    message = error.format_message().rstrip(".")
-    return f"{command}: {message[:1].lower()}{message[1:]} (see '{command} --help')"
-
-
-def _os_error_line(error: OSError) -> str:
-    """An OSError as one sentence: what failed, on which file."""
-    reason = error.strerror or str(error) or type(error).__name__
-    if error.filename is not None:
-        return f"{reason}: {str(error.filename)!r}"
-    return reason
