@@ -175,32 +175,29 @@ def orient(batch: dict, direction: Direction) -> tuple[Tensor, Tensor]:
 def collate_pairs(items: list[dict]) -> dict:
     """Batch dataset items as ``{"a": uint8 [N, C_a, H, W], "b": ..., "name": [str]}`` for a DataLoader.
 
-    Pairs of different sizes (a folder of ordinary photos) are not stacked: ``"a"`` and ``"b"`` are
-    then lists of the items' tensors, and :func:`uniform_batches` splits such a batch into stacked
-    batches of one size each. Resizing them here would run on the loader's CPU and decide the size
-    before the preprocessing does, which resizes them on the training device.
+    Pairs of different sizes (a folder of ordinary photos) are stacked one size at a time: the
+    batch is then ``{"groups": [batch of one size, ...], "name": [str]}``, sizes in order of first
+    appearance, pairs in order within a size (see :func:`uniform_batches`). This runs in the
+    loader's workers, so the main process copies nothing and the pinned batches reach the device
+    asynchronously; resizing here instead would run on the loader's CPU and decide sizes before
+    the preprocessing does.
     """
-    a, b = [item["a"] for item in items], [item["b"] for item in items]
-    names = [item["name"] for item in items]
-    if all(x.shape == a[0].shape for x in a) and all(y.shape == b[0].shape for y in b):
-        return {"a": torch.stack(a), "b": torch.stack(b), "name": names}
-    return {"a": a, "b": b, "name": names}
+    groups: dict[tuple, list[dict]] = {}
+    for item in items:
+        groups.setdefault((tuple(item["a"].shape), tuple(item["b"].shape)), []).append(item)
+    batches = [
+        {
+            "a": torch.stack([item["a"] for item in group]),
+            "b": torch.stack([item["b"] for item in group]),
+            "name": [item["name"] for item in group],
+        }
+        for group in groups.values()
+    ]
+    if len(batches) == 1:
+        return batches[0]
+    return {"groups": batches, "name": [name for batch in batches for name in batch["name"]]}
 
 
 def uniform_batches(batch: dict) -> list[dict]:
-    """A batch from :func:`collate_pairs` as batches of pairs of one size each, stacked: the batch
-    itself when its pairs share a size, else one batch per size in order of first appearance (pairs
-    keep their order within a size)."""
-    if isinstance(batch["a"], Tensor):
-        return [batch]
-    groups: dict[tuple, list[int]] = {}
-    for index, (a, b) in enumerate(zip(batch["a"], batch["b"])):
-        groups.setdefault((tuple(a.shape), tuple(b.shape)), []).append(index)
-    return [
-        {
-            "a": torch.stack([batch["a"][i] for i in indices]),
-            "b": torch.stack([batch["b"][i] for i in indices]),
-            "name": [batch["name"][i] for i in indices],
-        }
-        for indices in groups.values()
-    ]
+    """The batches of one size each that a batch from :func:`collate_pairs` holds."""
+    return batch.get("groups", [batch])
