@@ -2,8 +2,10 @@
 
 Built-in plugins (those of the ``pix2pix-zoo`` distribution) are loaded through the same entry-point
 group as third-party ones. A plugin that fails to import, or whose hook raises, is reported by name
-with its error and skipped; everything else still loads. Mistakes in a plugin's shape (a misspelled
-hook, a duplicate name, a bad factory signature) raise :class:`~pix2pix_zoo.errors.PluginError`.
+with its error and skipped; everything else still loads. So is the later of two plugins that
+register the same name (built-ins load first, then third parties by entry-point name): one warning
+names both, and ``ZOO_LOAD_PLUGINS`` chooses. Mistakes in a plugin's shape (a misspelled hook, a
+bad name or factory signature) raise :class:`~pix2pix_zoo.errors.PluginError`.
 
 ``ZOO_LOAD_PLUGINS`` is an allow-list of third-party plugins, comma separated, matched against the
 entry-point name or the distribution name; the empty string loads the built-ins only.
@@ -21,7 +23,7 @@ import pluggy
 
 from pix2pix_zoo import hookspecs
 from pix2pix_zoo.errors import PluginError
-from pix2pix_zoo.registry import Kind, Registry
+from pix2pix_zoo.registry import Kind, NameTaken, Registry
 
 ENTRY_POINT_GROUP = "pix2pix_zoo"
 BUILTIN_DISTRIBUTION = "pix2pix-zoo"
@@ -66,6 +68,12 @@ class PluginRecord:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
+
+
+def _origin(record: PluginRecord) -> str:
+    """``'name' (distribution version)``: a plugin as warnings name it."""
+    where = f"{record.distribution} {record.version}" if record.distribution else "registered at run time"
+    return f"{record.name!r} ({where})"
 
 
 def _normalise(name: str) -> str:
@@ -149,6 +157,17 @@ class PluginHost:
         dist = f" ({record.distribution} {record.version})" if record.distribution else ""
         logger.warning("plugin %r%s %s and was skipped: %s", record.name, dist, what, record.error)
 
+    def _disable_for_clash(self, clash: NameTaken) -> None:
+        """The later of two plugins that register one name is disabled, with one warning naming both
+        (plugins load built-ins first, then by entry-point name, so the earlier one keeps the name)."""
+        record = self.records.setdefault(clash.plugin, PluginRecord(clash.plugin))
+        owner = self.records.get(clash.taken.plugin, PluginRecord(clash.taken.plugin))
+        record.error = (
+            f"registers {clash.kind} {clash.label!r}, which plugin {_origin(owner)} registered first; "
+            f"set {ALLOW_LIST_VARIABLE} to choose which plugins load"
+        )
+        logger.warning("plugin %s was disabled: it %s", _origin(record), record.error)
+
     # -- calling -------------------------------------------------------------------------------
     def call_each(self, hook_name: str, make_kwargs: Callable[[str], dict[str, Any]]) -> None:
         """Call one hook plugin by plugin, isolating failures; ``make_kwargs(plugin_name)`` gives its arguments."""
@@ -159,6 +178,8 @@ class PluginHost:
                 continue
             try:
                 impl.function(**make_kwargs(impl.plugin_name))
+            except NameTaken as clash:
+                self._disable_for_clash(clash)
             except PluginError:
                 raise
             except Exception as error:  # the plugin's own bug: report it, keep the others

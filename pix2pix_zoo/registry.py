@@ -307,6 +307,16 @@ class Component:
         return self.factory(*args, **self.coerce_options(options))
 
 
+class NameTaken(PluginError):
+    """A plugin registers a name (or alias) that another plugin's component already has."""
+
+    def __init__(self, kind: str, label: str, plugin: str, taken: Component) -> None:
+        super().__init__(
+            f"{kind} name {label!r} from plugin {plugin!r} is already registered as a {taken.kind} by plugin {taken.plugin!r}"
+        )
+        self.kind, self.label, self.plugin, self.taken = kind, label, plugin, taken
+
+
 class Registry:
     """Components by name and alias, unique across kinds."""
 
@@ -336,10 +346,7 @@ class Registry:
                 )
             taken = self._lookup.get(label)
             if taken is not None:
-                raise PluginError(
-                    f"{kind} name {label!r} from plugin {plugin!r} is already registered as a {taken.kind} "
-                    f"by plugin {taken.plugin!r}"
-                )
+                raise NameTaken(kind, label, plugin, taken)
         if len(set(aliases) | {name}) != len(aliases) + 1:
             raise PluginError(f"plugin {plugin!r}: {kind} {name!r} repeats a name among its aliases")
         if not callable(factory):

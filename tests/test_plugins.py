@@ -167,18 +167,52 @@ def test_misspelled_hook_in_installed_plugin_fails_cli_in_one_line(installed_dis
     assert "Traceback" not in result.stderr
 
 
-def test_two_plugins_registering_one_name_name_both(register_plugin, fresh_plugins):
+def test_of_two_plugins_registering_one_name_the_later_is_disabled(register_plugin, fresh_plugins, caplog):
     register_plugin(GeneratorPlugin("shared_name"), name="first_plugin")
-    register_plugin(GeneratorPlugin("shared_name"), name="second_plugin")
-    with pytest.raises(PluginError) as error:
-        fresh_plugins.get_registry()
-    assert "first_plugin" in str(error.value) and "second_plugin" in str(error.value)
+    register_plugin(GeneratorPlugin("own_name", "shared_name"), name="second_plugin")
+    with caplog.at_level(logging.WARNING, logger="pix2pix_zoo"):
+        registry = fresh_plugins.get_registry()
+    assert registry.get("shared_name").plugin == "first_plugin"
+    assert "own_name" not in registry and "unet_256" in registry  # nothing of the later one is left
+    records = {r.name: r for r in fresh_plugins.plugin_records()}
+    assert records["first_plugin"].error is None
+    assert records["second_plugin"].registered == []
+    assert records["second_plugin"].error == (
+        "registers generator 'shared_name', which plugin 'first_plugin' (registered at run time) registered first; "
+        "set ZOO_LOAD_PLUGINS to choose which plugins load"
+    )
+    assert [m for m in caplog.messages if "disabled" in m] == [
+        "plugin 'second_plugin' (registered at run time) was disabled: it " + records["second_plugin"].error
+    ]
 
 
-def test_clash_with_a_builtin_alias_names_the_builtin(register_plugin, fresh_plugins):
+def test_a_plugin_taking_a_builtin_alias_is_disabled(register_plugin, fresh_plugins):
     register_plugin(GeneratorPlugin("unet"), name="clashing")
-    with pytest.raises(PluginError, match="'unet'.*'clashing'.*'nets'"):
-        fresh_plugins.get_registry()
+    assert fresh_plugins.get_registry().get("unet").plugin == "nets"
+    record = next(r for r in fresh_plugins.plugin_records() if r.name == "clashing")
+    assert record.error.startswith("registers generator 'unet', which plugin 'nets' (pix2pix-zoo ")
+
+
+CLASHING_PLUGIN = GOOD_PLUGIN.replace("third_party_net", "resunet")
+
+
+def test_installed_plugins_that_clash_leave_every_command_working(installed_distribution):
+    installed_distribution("pix2pix-zoo-resunet", "resunet", "zoo_resunet_a", CLASHING_PLUGIN)
+    site = installed_distribution("pix2pix-zoo-resunet-fork", "resunet_fork", "zoo_resunet_b", CLASHING_PLUGIN)
+    warning = ("plugin 'resunet_fork' (pix2pix-zoo-resunet-fork 0.1) was disabled: it registers generator 'resunet', "
+               "which plugin 'resunet' (pix2pix-zoo-resunet 0.1) registered first; set ZOO_LOAD_PLUGINS to choose "
+               "which plugins load")
+    for command in (("plugins", "--json"), ("components", "--json"), ("info", "unet+l1", "--json")):
+        result = run_zoo(*command, PYTHONPATH=str(site), ZOO_LOAD_PLUGINS="resunet,resunet_fork")
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip() == warning, result.stderr
+        json.loads(result.stdout)
+    records = {r["name"]: r for r in json.loads(run_zoo("plugins", "--json", PYTHONPATH=str(site)).stdout)}
+    assert records["resunet"]["error"] is None and records["resunet_fork"]["error"].startswith("registers generator")
+    # The allow-list chooses the fork instead: no warning, and the fork has the name.
+    chosen = run_zoo("components", "--json", PYTHONPATH=str(site), ZOO_LOAD_PLUGINS="resunet_fork")
+    assert chosen.returncode == 0 and chosen.stderr == ""
+    assert {c["name"]: c["plugin"] for c in json.loads(chosen.stdout)}["resunet"] == "resunet_fork"
 
 
 def test_hook_that_raises_is_isolated_and_leaves_nothing_behind(register_plugin, fresh_plugins, caplog):

@@ -31,6 +31,36 @@ def test_bad_names_are_one_line_errors(capsys, tmp_path, name):
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.parametrize("name", ["class", "def", "nn", "hookimpl"])
+def test_names_the_module_cannot_define_are_refused(capsys, tmp_path, name):
+    code, out, err = run_main(capsys, "plugins", "new", name, "--output", str(tmp_path / "p"))
+    assert (code, out) == (1, "")
+    assert err == f"error: plugin name {name!r} is a Python keyword or a name the generated module uses itself; choose another\n"
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize(("name", "owner"), [("unet", "generator 'unet_256'"), ("unet_256", "generator 'unet_256'"),
+                                             ("patch70", "discriminator 'patch70'"), ("facades", "dataset 'facades'")])
+def test_names_taken_by_installed_plugins_are_refused(capsys, tmp_path, fresh_plugins, name, owner):
+    code, out, err = run_main(capsys, "plugins", "new", name, "--output", str(tmp_path / "p"))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: the name {name!r} is taken by the {owner} of plugin ") and err.count("\n") == 1
+    assert not (tmp_path / "p").exists()
+
+
+def test_an_alias_is_taken_too(capsys, tmp_path, register_plugin):
+    from types import SimpleNamespace
+
+    from pix2pix_zoo import hookimpl
+
+    def net(in_channels: int, out_channels: int) -> None: ...
+
+    register_plugin(SimpleNamespace(register_generators=hookimpl(lambda register: register("mainnet", net, aliases=("mnet",)))),
+                    "aliased")
+    code, _, err = run_main(capsys, "plugins", "new", "mnet", "--output", str(tmp_path / "p"))
+    assert code == 1 and "taken by the generator 'mainnet' of plugin 'aliased'" in err
+
+
 def test_the_new_plugin_installs_passes_its_tests_and_trains(tmp_path):
     made = run_zoo("plugins", "new", "tinynet", "--output", str(tmp_path / "tinynet"))
     assert made.returncode == 0, made.stderr
