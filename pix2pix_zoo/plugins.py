@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
 
@@ -25,9 +26,13 @@ from pix2pix_zoo import hookspecs
 from pix2pix_zoo.errors import PluginError
 from pix2pix_zoo.registry import Kind, NameTaken, Registry
 
+if TYPE_CHECKING:
+    from pix2pix_zoo.spec import Spec
+
 ENTRY_POINT_GROUP = "pix2pix_zoo"
 BUILTIN_DISTRIBUTION = "pix2pix-zoo"
 ALLOW_LIST_VARIABLE = "ZOO_LOAD_PLUGINS"
+NAME_OF_DISTRIBUTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # what pip accepts, and nothing to a shell
 
 # Registration hooks and the component kind each one fills.
 REGISTRATION_HOOKS: dict[str, Kind] = {
@@ -265,3 +270,34 @@ def plugin_records() -> list[PluginRecord]:
     host.registry  # noqa: B018 - building the registry fills in what each plugin registered
     plugin_entries()  # so do the catalog's hooks, for translators
     return list(host.records.values())
+
+
+def spec_distributions(spec: Spec) -> dict[str, str]:
+    """``{distribution: version}`` of the third-party plugins whose components ``spec`` uses: what a
+    card and a run's config.json record, so that a machine without them can say what to install."""
+    host = get_host()
+    found = {}
+    for part in spec.parts:
+        record = host.records.get(part.component.plugin)
+        if record is not None and record.distribution and not record.builtin:
+            found[record.distribution] = record.version or ""
+    return found
+
+
+def missing_distributions_hint(distributions: Any) -> str:
+    """``"; it was made with X 0.1, which is not installed here: pip install X"`` for those of
+    ``distributions`` (from :func:`spec_distributions`, read back from a file: anything else is
+    ignored) that this environment lacks, else ``""``."""
+    missing = {}
+    entries = distributions.items() if isinstance(distributions, dict) else ()
+    for name, version in entries:
+        if not isinstance(name, str) or not isinstance(version, str) or not NAME_OF_DISTRIBUTION.fullmatch(name):
+            continue
+        try:
+            metadata.version(name)
+        except metadata.PackageNotFoundError:
+            missing[name] = version
+    if not missing:
+        return ""
+    made_with = ", ".join(f"{name} {version}".strip() for name, version in missing.items())
+    return f"; it was made with {made_with}, which is not installed here: pip install {' '.join(missing)}"

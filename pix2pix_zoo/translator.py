@@ -29,6 +29,7 @@ from torch.nn import functional
 
 from pix2pix_zoo.atomic import temporary_path
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
+from pix2pix_zoo.plugins import missing_distributions_hint
 from pix2pix_zoo.spec import MAX_CHANNELS, Spec, resolve
 from pix2pix_zoo.weights import misfit, read_safetensors, safetensors_shapes
 
@@ -55,6 +56,8 @@ class Card:
     metrics: dict[str, Any] = field(default_factory=dict)
     license: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
+    plugins: dict[str, str] = field(default_factory=dict)
+    """``{distribution: version}`` of the third-party plugins the spec's components come from."""
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "card") -> Card:
@@ -81,6 +84,7 @@ def _is_text(value: Any) -> bool:
 
 # A size multiple is a generator's total downsampling: 2**8 for the paper's U-Net.
 MAX_SIZE_MULTIPLE = 2**16
+MAX_CARD_PLUGINS = 32
 _CARD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "spec": (lambda value: isinstance(value, str) and bool(value.strip()), "a spec string"),
     "in_channels": (_int_from(1, MAX_CHANNELS), f"an integer from 1 to {MAX_CHANNELS}"),
@@ -95,6 +99,9 @@ _CARD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "metrics": (lambda value: isinstance(value, dict), "a JSON object"),
     "license": (_is_text, "a string"),
     "provenance": (lambda value: isinstance(value, dict), "a JSON object"),
+    "plugins": (lambda value: isinstance(value, dict) and len(value) <= MAX_CARD_PLUGINS and all(
+        isinstance(k, str) and isinstance(v, str) and 0 < len(k) <= 100 and len(v) <= 100 for k, v in value.items()
+    ), f"a JSON object of at most {MAX_CARD_PLUGINS} distribution names and versions"),
 }
 
 
@@ -166,7 +173,7 @@ def load_generator(path: Path, card: Card) -> nn.Module:
 def _rebuilding_spec(path: Path, card: Card, where: str) -> Spec:
     """The spec that rebuilds the card's generator, checked against the file on the meta device:
     its options, the size multiple and the tensor names and shapes in the file's header."""
-    spec, generator = _meta_generator(card.spec, card.in_channels, card.out_channels, where)
+    spec, generator = _meta_generator(card.spec, card.in_channels, card.out_channels, where, card.plugins)
     if generator.size_multiple != card.size_multiple:
         raise ZooError(
             f"{where}: card field 'size_multiple' is {card.size_multiple}, but {spec.generator} "
@@ -198,16 +205,18 @@ def generator_from_state(spec: str | Spec, in_channels: int, out_channels: int, 
     return generator
 
 
-def _meta_generator(text: str | Spec, in_channels: int, out_channels: int, where: str) -> tuple[Spec, nn.Module]:
+def _meta_generator(text: str | Spec, in_channels: int, out_channels: int, where: str,
+                    plugins: dict[str, str] | None = None) -> tuple[Spec, nn.Module]:
     """A spec for weights from a file, without the options that would load weights from elsewhere
     (see :class:`pix2pix_zoo.registry.External`), and its generator on the meta device, which
-    allocates and initialises nothing; a ZooError naming ``where`` if either is invalid."""
+    allocates and initialises nothing; a ZooError naming ``where`` if either is invalid (and the
+    plugin distributions to install, of ``plugins``, where this environment lacks them)."""
     try:
         spec = resolve(text).self_contained()
         with torch.device("meta"):
             return spec, spec.build_generator(in_channels, out_channels)
     except SpecError as error:
-        raise ZooError(f"{where}: {error}") from None
+        raise ZooError(f"{where}: {error}{missing_distributions_hint(plugins or {})}") from None
 
 
 def _shapes(tensors: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:

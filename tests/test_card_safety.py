@@ -96,7 +96,21 @@ HOSTILE_FIELDS = [  # (field, value, what the one-line error must say)
     ("spec", "unet_128(ngf=4)+nonsense", "unknown objective 'nonsense'"),
     ("codec", ["lab"], "'codec'"),
     ("metrics", "excellent", "'metrics' must be a JSON object"),
+    ("plugins", ["pix2pix-zoo-x"], "'plugins' must be a JSON object of at most 32 distribution names"),
+    ("plugins", {"pix2pix-zoo-x": 1}, "'plugins'"),
+    ("plugins", {f"d{i}": "1" for i in range(33)}, "'plugins'"),
+    ("plugins", {"x" * 101: "1"}, "'plugins'"),
 ]
+
+
+def test_a_card_naming_plugins_offers_only_names_pip_could_install(tmp_path):
+    plugins = {"pix2pix-zoo-nothere": "0.3", "x; rm -rf ~": "1", "pix2pix-zoo": "0"}  # the last one is installed
+    path = write_translator(tmp_path / "t.safetensors", card_for(spec="unet_128(ngf=4)+nonsense", plugins=plugins))
+    with pytest.raises(ZooError) as caught:
+        Translator.from_pretrained(path, device="cpu")
+    one_line(caught, str(path), "it was made with pix2pix-zoo-nothere 0.3, which is not installed here: "
+                                "pip install pix2pix-zoo-nothere")
+    assert str(caught.value).endswith("pip install pix2pix-zoo-nothere")
 
 
 @pytest.mark.parametrize(("key", "value", "fragment"), HOSTILE_FIELDS,

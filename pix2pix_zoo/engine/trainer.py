@@ -71,6 +71,7 @@ from pix2pix_zoo.engine.rundir import (
 from pix2pix_zoo.errors import BadImageError, DataError, SpecError, ZooError
 from pix2pix_zoo.evaluation import evaluate_batches
 from pix2pix_zoo.interfaces import PairedDataset
+from pix2pix_zoo.plugins import missing_distributions_hint, spec_distributions
 from pix2pix_zoo.spec import Pix2Pix, resolve
 from pix2pix_zoo.translator import Card, inference_mode, save_translator
 
@@ -310,7 +311,8 @@ class Trainer:
         try:
             spec = str(resolve(config.spec))
         except SpecError as error:
-            raise ConfigFileError(f"'spec' in {where}: {error}") from None
+            hint = missing_distributions_hint(saved.get("plugins"))
+            raise ConfigFileError(f"'spec' in {where}: {error}{hint}") from None
         if spec != saved["canonical_spec"]:
             raise ConfigFileError(
                 f"'spec' in {where} ({spec}) is not the run's spec ({saved['canonical_spec']}); a run's networks "
@@ -358,6 +360,7 @@ class Trainer:
         write_json_atomic(folder / CONFIG, {
             "config": self.config.to_dict(),
             "canonical_spec": str(self.spec),
+            "plugins": spec_distributions(self.spec),
             "versions": package_versions(),
             "world_size": self.ranks.world_size,
             "device": str(self.device),
@@ -765,6 +768,7 @@ class Trainer:
             task=self.info.task,
             metrics=evaluation["translator"] if evaluation else {},
             license=self.info.license,
+            plugins=spec_distributions(self.spec),
             provenance={"run": str(self.run_dir), "step": self.step, "ema": self.ema is not None,
                         "versions": package_versions()},
         )
