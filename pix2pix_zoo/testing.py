@@ -21,6 +21,7 @@ Modules are put back in the train/eval mode they came in and their ``.grad`` is 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 
 from pix2pix_zoo.interfaces import DatasetInfo, GeneratorLoss, ImageCodec, Objective, PairedDataset
 from pix2pix_zoo.plugins import PluginHost, get_registry
-from pix2pix_zoo.registry import Component
+from pix2pix_zoo.registry import Component, Registry
 
 __all__ = [
     "TINY_OPTIONS",
@@ -40,6 +41,7 @@ __all__ = [
     "check_generator",
     "check_objective",
     "check_plugin",
+    "check_training",
     "measure_receptive_field",
 ]
 
@@ -369,18 +371,25 @@ def _codec_channels(component: Component, registry) -> tuple[int, int] | None:
 
 
 def check_component(
-    component: Component | str, *, in_channels: int = 3, out_channels: int = 3, **options: Any
+    component: Component | str, *, in_channels: int | None = None, out_channels: int | None = None,
+    registry: Registry | None = None, **options: Any
 ) -> str:
     """Build a registered generator, discriminator, objective or codec small and run its check; return its name.
 
     ``component`` is a registry :class:`~pix2pix_zoo.registry.Component` or a name looked up in
-    :func:`pix2pix_zoo.plugins.get_registry`. It is built with :data:`TINY_OPTIONS` the factory
-    has, overridden by ``options``; a discriminator gets ``in_channels`` channels.
+    ``registry`` (default :func:`pix2pix_zoo.plugins.get_registry`). It is built with
+    :data:`TINY_OPTIONS` the factory has, overridden by ``options``; a discriminator gets
+    ``in_channels`` channels. Channels default to 3, except a codec's: those of a registered
+    dataset that names it (colourisation's codec sees 1 channel in and 2 out), else 3 and 3.
     """
+    registry = registry if registry is not None else get_registry()
     if isinstance(component, str):
-        component = get_registry().get(component)
+        component = registry.get(component)
     if component.kind not in CHECKED_KINDS:
         raise ValueError(f"{component.kind} {component.name!r}: check_component checks {', '.join(CHECKED_KINDS)}")
+    default_in, default_out = (_codec_channels(component, registry) if component.kind == "codec" else None) or (3, 3)
+    in_channels = default_in if in_channels is None else in_channels
+    out_channels = default_out if out_channels is None else out_channels
     names = {option.name for option in component.options}
     options = {key: value for key, value in TINY_OPTIONS.items() if key in names} | options
     if component.kind == "generator":
@@ -410,10 +419,47 @@ def check_plugin(plugin: object, name: str | None = None) -> list[str]:
     record = host.records[name]
     _require(record.error is None, f"plugin {name!r}", f"a registration hook raised {record.error}")
     for component in components:
-        if component.kind == "codec":
-            # The codec's channels are those of the plugin's dataset that names it.
-            channels = _codec_channels(component, host.registry)
-            check_component(component, **dict(zip(("in_channels", "out_channels"), channels or (3, 3))))
-        elif component.kind in CHECKED_KINDS:
-            check_component(component)
+        if component.kind in CHECKED_KINDS:
+            check_component(component, registry=host.registry)
     return [component.name for component in components]
+
+
+def check_training(
+    spec: str, data: str, run_dir: Path, *, batch_size: int = 2, crop_size: int | None = None, **settings: Any
+) -> dict[str, Any] | None:
+    """Train ``spec`` on ``data`` (``NAME`` or ``NAME:PATH``) for one step and end the run as ``zoo
+    train`` does (export, evaluation, report) in ``run_dir``; return the evaluation, None for a
+    dataset without a held-out split.
+
+    What only the engine finds shows up here: pairs that cannot share a batch of ``batch_size``, a
+    held-out split that does not open, a generator the translator cannot rebuild. ``crop_size``
+    defaults to the generator's size multiple, at least 32; ``settings`` are further
+    :class:`~pix2pix_zoo.engine.config.TrainConfig` fields (``data_options``, ``preprocess``, ...).
+    Build networks small in ``spec`` (``unet_128(ngf=4)``). Failures are AssertionErrors.
+    """
+    from pix2pix_zoo.engine.config import TrainConfig
+    from pix2pix_zoo.engine.trainer import Trainer
+    from pix2pix_zoo.errors import ZooError
+    from pix2pix_zoo.spec import resolve
+    from pix2pix_zoo.translator import Translator
+
+    run_dir = Path(run_dir)
+    label = f"training {spec!r} on {data!r}"
+    try:
+        if crop_size is None:
+            with torch.device("meta"):
+                multiple = resolve(spec).build_generator().size_multiple
+            crop_size = multiple * max(1, -(-32 // multiple))
+        config = TrainConfig(**{"spec": spec, "data": data, "batch_size": batch_size, "crop_size": crop_size,
+                                "load_size": crop_size + crop_size // 8, "max_steps": 1, "workers": 0,
+                                "device": "cpu", **settings})
+        trainer = Trainer(config.validate(), run_dir, progress=False, echo=lambda line: None)
+        result = trainer.fit()
+        Translator.from_pretrained(run_dir / "translator", device="cpu")
+    except ZooError as error:
+        raise AssertionError(f"{label}: {error}") from None
+    _require(result.step == 1, label, f"stopped at step {result.step}, not 1")
+    has_held_out = trainer.held_out_split is not None
+    _require((run_dir / "eval.json").is_file() == has_held_out, label,
+             "wrote no eval.json though the dataset has a held-out split" if has_held_out else "wrote an eval.json")
+    return result.evaluation

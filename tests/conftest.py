@@ -14,12 +14,16 @@ from pix2pix_zoo import plugins
 
 # Deterministic, small CPU work on the 2-core CI machine.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Tests choose their plugins: the built-ins only, whatever else is installed here (a contributor's
+# editable install of the example, say), unless a test allows more (installed_distribution does).
+os.environ[plugins.ALLOW_LIST_VARIABLE] = ""
 
 
 @pytest.fixture
 def fresh_plugins(monkeypatch):
-    """A plugin host rebuilt from entry points for this test, and rebuilt again afterwards."""
-    monkeypatch.delenv(plugins.ALLOW_LIST_VARIABLE, raising=False)
+    """A plugin host rebuilt from entry points for this test (the built-ins only unless the test
+    allows more), and rebuilt again afterwards."""
+    monkeypatch.setenv(plugins.ALLOW_LIST_VARIABLE, "")
     plugins.reset()
     yield plugins
     plugins.reset()
@@ -45,8 +49,8 @@ def installed_distribution(tmp_path, monkeypatch):
     """Make a real (unpacked) distribution with a ``pix2pix_zoo`` entry point importable.
 
     ``installed_distribution(dist, entry_name, module, source)`` writes ``module.py`` and a
-    ``.dist-info`` folder into a directory put on ``sys.path``, the way pip would install it; it
-    returns that directory (add it to PYTHONPATH to see the plugin from a subprocess).
+    ``.dist-info`` folder into a directory put on ``sys.path``, the way pip would install it, and
+    adds ``entry_name`` to ``ZOO_LOAD_PLUGINS`` (subprocesses inherit it); it returns that directory (add it to PYTHONPATH to see the plugin from a subprocess).
     """
     site = tmp_path / "site"
     site.mkdir()
@@ -59,6 +63,9 @@ def installed_distribution(tmp_path, monkeypatch):
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
         (info / "entry_points.txt").write_text(f"[pix2pix_zoo]\n{entry_name} = {module}\n")
         sys.modules.pop(module, None)
+        allowed = os.environ.get(plugins.ALLOW_LIST_VARIABLE)
+        if allowed is not None:  # unset: every plugin loads already
+            monkeypatch.setenv(plugins.ALLOW_LIST_VARIABLE, ",".join(filter(None, [allowed, entry_name])))
         return site
 
     yield install

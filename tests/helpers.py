@@ -8,10 +8,11 @@ import subprocess
 import sys
 import sysconfig
 import venv
+from importlib import metadata
 from pathlib import Path
 
 from pix2pix_zoo.cli import main
-from pix2pix_zoo.plugins import ALLOW_LIST_VARIABLE
+from pix2pix_zoo.plugins import ENTRY_POINT_GROUP
 
 
 def zoo_executable() -> str:
@@ -21,8 +22,8 @@ def zoo_executable() -> str:
 
 
 def run_env(**extra: str) -> dict[str, str]:
-    """Environment for CLI subprocesses: no colours, fixed width, no debug, no allow-list."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_DEBUG", ALLOW_LIST_VARIABLE)}
+    """Environment for CLI subprocesses: no colours, fixed width, no debug, this test's allow-list."""
+    env = {k: v for k, v in os.environ.items() if k != "ZOO_DEBUG"}
     env.update({"NO_COLOR": "1", "COLUMNS": "100", "TERMINAL_WIDTH": "100", "PYTHONIOENCODING": "utf-8"})
     env.update(extra)
     return env
@@ -60,14 +61,30 @@ def shared_venv(env_dir: Path, *, with_this_install: bool) -> Path:
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()
-    shared = sysconfig.get_paths()["purelib"]
-    line = f"import site; site.addsitedir({shared!r})" if with_this_install else shared
+    shared = _without_other_plugins(Path(sysconfig.get_paths()["purelib"]), env_dir / "shared-site-packages")
+    line = f"import site; site.addsitedir({str(shared)!r})" if with_this_install else str(shared)
     (Path(site) / "shared_environment.pth").write_text(line + "\n")
     # Build with this environment's setuptools, not the older one venv bundles (which cannot make a
     # wheel without the separate `wheel` package, absent from a fresh install of the project).
     subprocess.run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", "setuptools"], check=True,
                    capture_output=True)
     return python
+
+
+def _without_other_plugins(site_packages: Path, view: Path) -> Path:
+    """A folder of links to everything in ``site_packages`` except the zoo plugins of other
+    distributions installed there (a contributor's editable install of the example, say), so that
+    an environment sharing it holds exactly the plugins its test installs."""
+    hidden = set()
+    for distribution in metadata.distributions(path=[str(site_packages)]):
+        is_plugin = any(point.group == ENTRY_POINT_GROUP for point in distribution.entry_points)
+        if is_plugin and distribution.metadata["Name"] != "pix2pix-zoo":
+            hidden |= {Path(str(file)).parts[0] for file in distribution.files or ()}
+    view.mkdir()
+    for entry in site_packages.iterdir():
+        if entry.name not in hidden:
+            (view / entry.name).symlink_to(entry)
+    return view
 
 
 def pip(python: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

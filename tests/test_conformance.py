@@ -1,10 +1,13 @@
 """The conformance kit (pix2pix_zoo.testing) over every registered component, and on broken ones.
 
-Networks are discovered from the registry at collection time, so a newly registered generator or
-discriminator is checked without touching this file; datasets need files, so each has an opener.
+Networks are discovered from the registry at collection time (the built-ins: tests choose their
+plugins), so a newly registered generator or discriminator is checked without touching this file;
+datasets need files, so each built-in one has an opener.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,6 +28,7 @@ from pix2pix_zoo.testing import (
     check_generator,
     check_objective,
     check_plugin,
+    check_training,
     measure_receptive_field,
 )
 
@@ -364,3 +368,67 @@ def test_check_plugin_checks_a_codec_with_its_datasets_channels():
     assert check_plugin(CodecPlugin(""), "codecs") == ["greys", "grey_codec"]
     with pytest.raises(AssertionError, match="codec 'grey_codec': encode left"):
         check_plugin(CodecPlugin("encode-range"), "codecs")
+
+
+class MixedSizePairs(PairedDataset):
+    """Photo-like pairs in three sizes, as a folder of ordinary photos gives them."""
+
+    info = DatasetInfo("mixed_sizes", splits=("train", "test"), reads_your_files=True)
+
+    def __init__(self, root, split: str) -> None:
+        self.sizes = [(40, 60), (48, 48), (64, 36)] * (2 if split == "train" else 1)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, index: int) -> dict:
+        height, width = self.sizes[index]
+        pixels = torch.arange(3 * height * width).reshape(3, height, width).remainder(251).to(torch.uint8)
+        return {"a": pixels, "b": 255 - pixels, "name": f"{index}.png"}
+
+
+def test_check_training_trains_and_evaluates_a_dataset_of_mixed_sizes(tmp_path, register_plugin):
+    register_plugin(SimpleNamespace(register_datasets=hookimpl(lambda register: register("mixed_sizes", MixedSizePairs))),
+                    "mixed-sizes")
+    evaluation = check_training("resnet_6blocks(ngf=4)+patch16(ndf=4)+l1cgan", f"mixed_sizes:{tmp_path}",
+                                tmp_path / "run", batch_size=4)
+    assert evaluation["split"] == "test" and evaluation["pairs"] == 3
+    assert (tmp_path / "run" / "translator" / "model.safetensors").is_file()
+
+
+def test_check_training_names_what_the_engine_refuses(tmp_path, register_plugin):
+    register_plugin(SimpleNamespace(register_datasets=hookimpl(lambda register: register("mixed_sizes", MixedSizePairs))),
+                    "mixed-sizes")
+    with pytest.raises(AssertionError, match=r"training .* on 'mixed_sizes:.*': with --preprocess none pairs keep "
+                                             r"their sizes.*cannot share a batch of 2"):
+        check_training("resnet_6blocks(ngf=4)+patch16(ndf=4)+l1cgan", f"mixed_sizes:{tmp_path}", tmp_path / "run",
+                       preprocess="none")
+
+
+def test_check_component_gives_a_codec_the_channels_of_its_dataset(register_plugin, fresh_plugins):
+    class GreyToPair(ImageCodec):
+        """A 1 -> 2 channel codec, as colourisation's: the kit must not assume 3 channels in."""
+
+        def encode(self, rgb):
+            return rgb.mean(1, keepdim=True) * 2 - 1
+
+        def render(self, x, y=None):
+            return ((x.expand(-1, 3, -1, -1) + 1) / 2).clamp(0, 1)
+
+    @describe_dataset(DatasetInfo("grey_pairs", a_channels=1, b_channels=2, codec="grey_to_pair",
+                                  reads_your_files=True))
+    def grey_pairs(root, split: str):
+        raise AssertionError("not opened by the codec check")
+
+    class Plugin:
+        @hookimpl
+        def register_codecs(self, register):
+            register("grey_to_pair", GreyToPair)
+
+        @hookimpl
+        def register_datasets(self, register):
+            register("grey_pairs", grey_pairs)
+
+    register_plugin(Plugin(), "grey")
+    assert check_component("grey_to_pair") == "grey_to_pair"
+    assert sorted(check_plugin(Plugin(), "grey-again")) == ["grey_pairs", "grey_to_pair"]

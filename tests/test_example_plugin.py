@@ -16,6 +16,7 @@ from helpers import pip, run_env, shared_venv
 from PIL import Image, ImageDraw
 
 from pix2pix_zoo.catalog import MIRROR_VARIABLE
+from pix2pix_zoo.plugins import ALLOW_LIST_VARIABLE
 from pix2pix_zoo.translator import read_card
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "examples" / "pix2pix-zoo-colorize"
@@ -58,7 +59,7 @@ class ThirdParty:
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess:
         """``args`` run by the environment's python, from the scratch folder, with a private ZOO_HOME."""
-        env = {"ZOO_HOME": str(self.home), MIRROR_VARIABLE: "", **env}
+        env = {"ZOO_HOME": str(self.home), MIRROR_VARIABLE: "", ALLOW_LIST_VARIABLE: "colorize", **env}
         return subprocess.run([str(self.python), *args], check=False, capture_output=True, text=True, cwd=self.root,
                               env=run_env(**env), timeout=300)
 

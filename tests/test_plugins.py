@@ -128,11 +128,13 @@ def test_broken_plugin_seen_from_the_cli(installed_distribution):
 def test_allow_list(installed_distribution, fresh_plugins, monkeypatch, allow, expected):
     installed_distribution("zoo-good", "good", "zoo_good_plugin", GOOD_PLUGIN)
     installed_distribution("zoo-other", "other", "zoo_other_plugin", GOOD_PLUGIN.replace("third_party_net", "other_net"))
-    if allow is not None:
+    if allow is None:
+        monkeypatch.delenv(fresh_plugins.ALLOW_LIST_VARIABLE)
+    else:
         monkeypatch.setenv(fresh_plugins.ALLOW_LIST_VARIABLE, allow)
     fresh_plugins.reset()
     names = {r.name for r in fresh_plugins.plugin_records()}
-    assert names - {"datasets", "nets", "objectives"} == expected
+    assert names & {"good", "other"} == expected  # other installed plugins load too when nothing is set
     assert {"datasets", "nets", "objectives"} <= names  # built-ins always load
     assert ("third_party_net" in fresh_plugins.get_registry()) == ("good" in expected)
 

@@ -68,12 +68,13 @@ def test_the_new_plugin_installs_passes_its_tests_and_trains(tmp_path):
     assert made.stdout.strip() == str(folder) and "pip install" in made.stderr
 
     python = shared_venv(tmp_path / "venv", with_this_install=True)
+    allowed = run_env(ZOO_LOAD_PLUGINS="tinynet")
     installed = pip(python, "install", str(folder), cwd=tmp_path)
     assert installed.returncode == 0, installed.stderr
 
     def zoo(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(python), "-m", "pix2pix_zoo", *args], capture_output=True, text=True,
-                              env=run_env(), cwd=tmp_path, timeout=600)
+                              env=allowed, cwd=tmp_path, timeout=600)
 
     plugins = {record["name"]: record for record in json.loads(zoo("plugins", "--json").stdout)}
     assert plugins["tinynet"]["distribution"] == "pix2pix-zoo-tinynet"
@@ -83,7 +84,7 @@ def test_the_new_plugin_installs_passes_its_tests_and_trains(tmp_path):
 
     # The generated tests (the zoo's conformance checks) pass against the installed package.
     tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
-                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
+                           capture_output=True, text=True, cwd=tmp_path, env=allowed, timeout=600)
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert " passed" in tests.stdout and "failed" not in tests.stdout
 

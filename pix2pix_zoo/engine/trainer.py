@@ -535,6 +535,11 @@ class Trainer:
             self.echo(f"note: {NO_HELD_OUT.format(data=self.config.data)}")
 
     @property
+    def held_out_split(self) -> str | None:
+        """The split the run is evaluated on; None when it is not evaluated (see ``NO_HELD_OUT``)."""
+        return self._held_out_split[0] if self._held_out_split is not None else None
+
+    @property
     def _held_out(self) -> PairedDataset | None:
         return self._held_out_split[1] if self._held_out_split is not None else None
 
