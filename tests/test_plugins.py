@@ -336,3 +336,49 @@ def test_dataset_plugin_registers_and_builds(register_plugin, capsys):
     with pytest.raises(SystemExit):
         main(["components", "dataset", "--json"])
     assert "squares" in [c["name"] for c in json.loads(capsys.readouterr().out)]
+
+
+AUTHORS_TEST = '''
+from types import SimpleNamespace
+
+from pix2pix_zoo import hookimpl
+from pix2pix_zoo.spec import resolve
+from pix2pix_zoo.testing import check_plugin
+
+
+def tiny(in_channels: int, out_channels: int, *, ngf: int = 4):
+    import torch
+    net = torch.nn.Sequential(torch.nn.Conv2d(in_channels, out_channels, 1), torch.nn.Tanh())
+    net.size_multiple = 1
+    return net
+
+
+PLUGIN = SimpleNamespace(register_generators=hookimpl(lambda register: register("authors_net", tiny)))
+
+
+def test_with_the_packaged_fixtures(register_plugin, fresh_plugins):
+    register_plugin(PLUGIN, "authors")
+    assert str(resolve("authors_net+l1")) == "authors_net+l1"
+    assert check_plugin(PLUGIN, "authors-checked") == ["authors_net"]
+
+
+def test_installed_distribution(installed_distribution, fresh_plugins):
+    installed_distribution("pix2pix-zoo-authors", "authors", "zoo_authors_plugin", """
+        from pix2pix_zoo import hookimpl
+
+        @hookimpl
+        def register_objectives(register):
+            pass
+    """)
+    fresh_plugins.reset()
+    assert "authors" in {record.name for record in fresh_plugins.plugin_records()}
+'''
+
+
+def test_plugin_authors_get_the_fixtures_from_the_installed_package(tmp_path):
+    (tmp_path / "test_mine.py").write_text(AUTHORS_TEST)
+    assert not (tmp_path / "conftest.py").exists()
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_mine.py"],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed" in result.stdout
