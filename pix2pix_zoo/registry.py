@@ -215,7 +215,9 @@ def _option_annotation(factory: Callable, param: inspect.Parameter, where: str) 
     annotation = param.annotation
     if not isinstance(annotation, str):
         return annotation
-    namespace = getattr(inspect.unwrap(factory), "__globals__", {})
+    # A class is its own factory (a dataset class, say): its __init__'s module holds the names.
+    function = factory.__init__ if inspect.isclass(factory) else inspect.unwrap(factory)
+    namespace = getattr(function, "__globals__", {})
     try:
         return eval(annotation, dict(namespace))  # noqa: S307 - the plugin's own annotation text
     except Exception as error:

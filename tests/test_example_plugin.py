@@ -165,6 +165,27 @@ def test_its_shipped_translator_pulls_verified_and_colours(third_party):
         assert image.mode == "RGB" and image.size == (SIZE, SIZE)
 
 
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_it_trains_on_photos_of_mixed_sizes(third_party, batch_size):
+    """The issue's reproduction: a folder of ordinary photos of several sizes, at batch sizes 1 and 4."""
+    photos = third_party.root / "mixed"
+    if not photos.exists():
+        for split, count in (("train", 8), ("test", 3)):
+            for index in range(count):
+                write_photo(photos / split / f"{index}.jpg", seed=index % 3)
+                with Image.open(photos / split / f"{index}.jpg") as image:
+                    image.resize([(512, 512), (451, 300), (300, 451)][index % 3]).save(photos / split / f"{index}.jpg")
+    result = third_party.zoo(
+        "train", "unet_128(ngf=8)+patch70(ndf=8)+l1cgan", "--data", f"colorize:{photos}", "--load-size", "143",
+        "--crop-size", "128", "--batch-size", str(batch_size), "--max-steps", "3", "--device", "cpu", "--no-progress",
+        "--runs", "runs", "--name", f"mixed-{batch_size}", "--json",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["pairs"] == 3
+    run = third_party.root / "runs" / f"mixed-{batch_size}"
+    assert (run / "translator" / "model.safetensors").is_file() and (run / "eval.json").is_file()
+
+
 def test_its_own_tests_pass_in_the_environment(third_party):
     result = third_party.run("-m", "pytest", str(PLUGIN_DIR / "tests"), "-q", "-p", "no:cacheprovider",
                              PYTHONDONTWRITEBYTECODE="1")  # no __pycache__ left in the checkout

@@ -16,8 +16,9 @@ import pix2pix_zoo_colorize
 import pytest
 import torch
 from PIL import Image
-from pix2pix_zoo_colorize import LabColorize, colorize
-from pix2pix_zoo_colorize.dataset import hashed_split
+from pix2pix_zoo_colorize import ColorizeFolder as colorize
+from pix2pix_zoo_colorize import LabColorize
+from pix2pix_zoo.data.photos import hashed_split
 from typer.testing import CliRunner
 
 from pix2pix_zoo.catalog import find_translator

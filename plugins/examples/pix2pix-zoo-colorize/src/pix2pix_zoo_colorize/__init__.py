@@ -12,11 +12,11 @@ It registers, through the zoo's hooks:
 from pathlib import Path
 
 from pix2pix_zoo import hookimpl
-from pix2pix_zoo_colorize.dataset import colorize
+from pix2pix_zoo_colorize.dataset import ColorizeFolder
 from pix2pix_zoo_colorize.lab import LabColorize
 from pix2pix_zoo_colorize.scan import register_scan_command
 
-__all__ = ["LabColorize", "colorize"]
+__all__ = ["ColorizeFolder", "LabColorize"]
 
 # Shipped inside the package (tools/make_demo_translator.py made it), so it pulls with no network.
 DEMO_WEIGHTS = Path(__file__).parent / "weights" / "colorize_synthfacades_demo.safetensors"
@@ -55,7 +55,7 @@ DEMO_TRANSLATOR = {
 
 @hookimpl
 def register_datasets(register):
-    register("colorize", colorize, summary="your photos as L -> ab pairs: --data colorize:PATH (Lab colourisation)")
+    register("colorize", ColorizeFolder, summary="your photos as L -> ab pairs: --data colorize:PATH (Lab colourisation)")
 
 
 @hookimpl

@@ -18,7 +18,8 @@ import typer
 from pix2pix_zoo.cli.output import print_json, print_table
 from pix2pix_zoo.data.images import image_to_tensor, open_image
 from pix2pix_zoo.errors import BadImageError, DataError
-from pix2pix_zoo_colorize.dataset import SPLITS, split_photos
+from pix2pix_zoo.data.photos import split_photos
+from pix2pix_zoo_colorize.dataset import INFO
 from pix2pix_zoo_colorize.lab import chroma
 
 GREY_CHROMA = 5.0
@@ -48,9 +49,9 @@ def scan_photos(root: Path, *, grey_chroma: float = GREY_CHROMA) -> list[SplitSc
     """Scan every split of ``colorize:root``; a DataError if ``root`` holds no photos at all."""
     root = Path(root).expanduser()
     scans = []
-    for split in SPLITS:
+    for split in INFO.splits:
         try:
-            _, files = split_photos(root, split)
+            _, files = split_photos(root, split, INFO.splits, INFO.name)
         except DataError:
             if not root.is_dir():
                 raise
