@@ -61,34 +61,55 @@ def test_an_alias_is_taken_too(capsys, tmp_path, register_plugin):
     assert code == 1 and "taken by the generator 'mainnet' of plugin 'aliased'" in err
 
 
-def test_the_new_plugin_installs_passes_its_tests_and_trains(tmp_path):
-    made = run_zoo("plugins", "new", "tinynet", "--output", str(tmp_path / "tinynet"))
-    assert made.returncode == 0, made.stderr
-    folder = tmp_path / "tinynet"
-    assert made.stdout.strip() == str(folder) and "pip install" in made.stderr
+KIND_NAMES = {"generator": "tinynet", "discriminator": "tinyd", "objective": "tinyobj", "dataset": "tinydata",
+              "codec": "tinycodec"}
 
+
+def test_every_kind_installs_as_printed_passes_its_tests_and_works(tmp_path):
     python = shared_venv(tmp_path / "venv", with_this_install=True)
-    allowed = run_env(ZOO_LOAD_PLUGINS="tinynet")
-    installed = pip(python, "install", str(folder), cwd=tmp_path)
-    assert installed.returncode == 0, installed.stderr
+    allowed = run_env(ZOO_LOAD_PLUGINS=",".join(KIND_NAMES.values()))
 
     def zoo(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(python), "-m", "pix2pix_zoo", *args], capture_output=True, text=True,
                               env=allowed, cwd=tmp_path, timeout=600)
 
+    folders = {}
+    for kind, name in KIND_NAMES.items():
+        made = run_zoo("plugins", "new", name, "--kind", kind, cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        folder = tmp_path / f"pix2pix-zoo-{name}"
+        assert made.stdout.strip() == folder.name
+        # The next step as printed: an editable install with the test extra, then its tests.
+        (install, test), = [line.removeprefix("next: ").split(" && ") for line in made.stderr.splitlines()]
+        assert install == f'pip install -e "{folder.name}[test]"' and test == f"python -m pytest {folder.name}/tests"
+        installed = pip(python, "install", "-e", f"{folder.name}[test]", cwd=tmp_path)
+        assert installed.returncode == 0, installed.stderr
+        folders[kind] = folder
+
     plugins = {record["name"]: record for record in json.loads(zoo("plugins", "--json").stdout)}
-    assert plugins["tinynet"]["distribution"] == "pix2pix-zoo-tinynet"
-    assert plugins["tinynet"]["registered"] == [{"kind": "generator", "name": "tinynet"}]
+    for kind, name in KIND_NAMES.items():
+        assert plugins[name]["distribution"] == f"pix2pix-zoo-{name}" and plugins[name]["error"] is None
+        assert plugins[name]["registered"] == [{"kind": kind, "name": name}]
     (generator,) = json.loads(zoo("components", "generator", "--filter", "tiny*", "--json").stdout)
     assert generator["plugin"] == "tinynet" and [o["name"] for o in generator["options"]] == ["ngf", "depth"]
 
-    # The generated tests (the zoo's conformance checks) pass against the installed package.
-    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
+    # The generated tests (conformance checks, the component in use) pass against the installed packages.
+    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            *(f"{folder.name}/tests" for folder in folders.values())],
                            capture_output=True, text=True, cwd=tmp_path, env=allowed, timeout=600)
     assert tests.returncode == 0, tests.stdout[-3000:]
-    assert " passed" in tests.stdout and "failed" not in tests.stdout
+    assert "18 passed" in tests.stdout
 
-    trained = zoo("train", "tinynet(ngf=4,depth=3)+patch16(ndf=4)+l1cgan", "--data", "synthfacades",
+    # The README's commands that inspect the component work as written.
+    for folder in folders.values():
+        usage = folder.joinpath("README.md").read_text().split("## Use")[1].split("```")[1]
+        for line in usage.strip().splitlines():
+            if line.startswith(("zoo info", "zoo data info")):
+                words = [word.strip('"') for word in line.split()]
+                shown = zoo(*words[1:])
+                assert shown.returncode == 0, (line, shown.stderr)
+
+    trained = zoo("train", "tinynet(ngf=4,depth=3)+tinyd(ndf=4,layers=2)+tinyobj", "--data", "synthfacades",
                   "--data-opt", "size=32", "--data-opt", "count=8", "--preprocess", "none", "--epochs", "1",
                   "--epochs-decay", "0", "--max-steps", "2", "--workers", "0", "--runs", str(tmp_path / "runs"),
                   "--name", "tiny", "--no-progress")

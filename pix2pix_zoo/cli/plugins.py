@@ -10,7 +10,7 @@ import typer
 
 from pix2pix_zoo.cli.output import print_json, print_table
 from pix2pix_zoo.plugins import plugin_records
-from pix2pix_zoo.scaffold import new_plugin
+from pix2pix_zoo.scaffold import KINDS, new_plugin
 
 app = typer.Typer(add_completion=False, invoke_without_command=True)
 
@@ -46,10 +46,11 @@ def plugins(
 
 @app.command("new")
 def new(
-    name: str = typer.Argument(..., metavar="NAME", help="The generator's name, e.g. mynet (lower case, digits, _)."),
+    name: str = typer.Argument(..., metavar="NAME", help="The component's name, e.g. mynet (lower case, digits, _)."),
+    kind: str = typer.Option("generator", "--kind", "-k", help=f"What it adds: {', '.join(KINDS)}."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Where to write it (default: ./pix2pix-zoo-NAME)."),
 ) -> None:
-    """Write a working plugin package (pyproject, a generator, conformance tests, README) to start from."""
-    folder = new_plugin(name, output)
+    """Write a working plugin package (pyproject, the component, its tests, README) to start from."""
+    folder = new_plugin(name, output, kind)
     typer.echo(str(folder))
-    typer.echo(f"next: pip install -e {folder}[test] && python -m pytest {folder / 'tests'}", err=True)
+    typer.echo(f'next: pip install -e "{folder}[test]" && python -m pytest {folder / "tests"}', err=True)
