@@ -44,7 +44,7 @@ def inpaint(register_plugin):
 
 def test_the_documented_example_is_a_dataset_in_a_few_lines(inpaint, tmp_path):
     lines = [line for line in photos.__doc__.split("::")[1].split("What the base does")[0].splitlines() if line.strip()]
-    assert len(lines) <= 20
+    assert len(lines) <= 15
     make_photos(tmp_path / "train", 4)
     make_photos(tmp_path / "test", 2, ".png")
     dataset = open_dataset(f"inpaint:{tmp_path}", "train")
