@@ -4,6 +4,7 @@ non-editable install gives a working ``zoo`` with every built-in."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -18,9 +19,17 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # From a copy of the tracked files: a checkout's build/ folder keeps files deleted since, and
+    # setuptools would put them into the wheel.
+    source = tmp_path_factory.mktemp("source") / "pix2pix-zoo"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     # --no-isolation: build with this environment's setuptools, no download.
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(source)],
         check=True,
         capture_output=True,
         cwd=out,
@@ -54,17 +63,21 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
         "pix2pix_zoo/registry_data/sat2map.toml",
         "pix2pix_zoo/catalog.py",
         "pix2pix_zoo/cli/translators.py",
-        "pix2pix_zoo/plugin_template/module/__init__.py.tmpl",
-        "pix2pix_zoo/plugin_template/tests/test_plugin.py.tmpl",
+        *(f"pix2pix_zoo/plugin_template/{part}/{kind}.py.tmpl" for part in ("module", "tests")
+          for kind in ("generator", "discriminator", "objective", "dataset", "codec")),
         "pix2pix_zoo/plugin_template/pyproject.toml.tmpl",
+        "pix2pix_zoo/data/photos.py",
+        "pix2pix_zoo/pytest_plugin.py",
         "pix2pix_zoo/plugin_template/README.md.tmpl",
     ):
         assert module in names, module
     assert not any(n.startswith(("tests/", "plugins/", "registry/")) for n in names)
+    assert "pix2pix_zoo/plugin_template/module/__init__.py.tmpl" not in names  # a template that was removed
     assert "[pix2pix_zoo]" in entry_text
     assert "nets = pix2pix_zoo_nets" in entry_text and "objectives = pix2pix_zoo_objectives" in entry_text
     assert "datasets = pix2pix_zoo_datasets" in entry_text
     assert "zoo = pix2pix_zoo.cli:main" in entry_text
+    assert "[pytest11]\npix2pix_zoo = pix2pix_zoo.pytest_plugin" in entry_text
 
 
 def test_non_editable_install_gives_a_working_zoo(wheel, tmp_path):
