@@ -69,13 +69,13 @@ def check_name_is_free(name: str) -> None:
         raise ZooError(
             f"plugin name {name!r} is a Python keyword or a name the generated module uses itself; choose another"
         )
-    taken = get_registry().components()
-    for component in taken:
-        if name == component.name or name in component.aliases:
-            raise ZooError(
-                f"the name {name!r} is taken by the {component.kind} {component.name!r} of plugin "
-                f"{component.plugin!r}; choose another (see zoo components)"
-            )
+    registry = get_registry()
+    if name in registry:  # a name or an alias
+        component = registry.get(name)
+        raise ZooError(
+            f"the name {name!r} is taken by the {component.kind} {component.name!r} of plugin "
+            f"{component.plugin!r}; choose another (see zoo components)"
+        )
 
 
 @functools.cache

@@ -216,7 +216,7 @@ def _meta_generator(text: str | Spec, in_channels: int, out_channels: int, where
         with torch.device("meta"):
             return spec, spec.build_generator(in_channels, out_channels)
     except SpecError as error:
-        raise ZooError(f"{where}: {error}{missing_distributions_hint(plugins or {})}") from None
+        raise ZooError(f"{where}: {error}{missing_distributions_hint(plugins)}") from None
 
 
 def _shapes(tensors: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:

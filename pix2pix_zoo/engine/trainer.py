@@ -159,11 +159,16 @@ def collate_guarded(items: list[dict]) -> dict:
     return {**collate_pairs(items), "skipped": skipped}
 
 
+def with_skip_hint(error: BadImageError) -> BadImageError:
+    """An unreadable image's error as the trainer reports it: saying how to skip such files."""
+    return BadImageError(error.path, f"{error.reason} (--skip-bad skips unreadable images)")
+
+
 def raise_loader_error(batch: dict) -> None:
     """Raise the error a guarded loader passed on in place of a batch (see :class:`GuardedImages`)."""
     error = batch.get("error")
     if isinstance(error, BadImageError):
-        raise BadImageError(error.path, f"{error.reason} (--skip-bad skips unreadable images)")
+        raise with_skip_hint(error)
     if error is not None:
         raise error
 
@@ -404,7 +409,7 @@ class Trainer:
             except BadImageError as error:
                 if self.config.skip_bad:
                     continue
-                raise BadImageError(error.path, f"{error.reason} (--skip-bad skips unreadable images)") from None
+                raise with_skip_hint(error) from None
             if first is None:
                 first = index, size
             elif size != first[1]:
