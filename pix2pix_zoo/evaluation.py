@@ -24,14 +24,14 @@ from torch.utils.data import DataLoader
 
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient, uniform_batches
-from pix2pix_zoo.engine.metrics import (
+from pix2pix_zoo.errors import ZooError
+from pix2pix_zoo.metrics import (
     frechet_distance,
     image_metrics,
     inception_features,
     kernel_inception_distance,
     load_inception,
 )
-from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.translator import Translator
 
 Batches = Iterable[tuple[Tensor, Tensor, list[str]]]
@@ -74,7 +74,7 @@ def evaluate_batches(
     batches: Batches, candidates: Candidates, split: str, inception: torch.nn.Module | None = None
 ) -> Evaluation:
     """Score every candidate's output against the target, pair by pair; with an Inception
-    network (:func:`~pix2pix_zoo.engine.metrics.load_inception`) add the translator's FID and KID."""
+    network (:func:`~pix2pix_zoo.metrics.load_inception`) add the translator's FID and KID."""
     per_image: dict[str, dict[str, list[float]]] = {}
     names: list[str] = []
     features: dict[str, list[Tensor]] = {"real": [], "fake": []}

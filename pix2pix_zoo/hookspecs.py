@@ -9,7 +9,7 @@ Every registration hook receives a ``register`` callback; a plugin calls it once
         register("my_unet", my_unet, aliases=("mu",), summary="A U-Net with ...")
 
 ``register(name, factory, *, aliases=(), summary="")`` validates at once: the name grammar, unique
-names across all kinds, and the factory's signature (see :mod:`pix2pix_zoo.registry`).
+names across all kinds, and the factory's signature (see :mod:`pix2pix_zoo.components`).
 Hook API version: see ``pix2pix_zoo.HOOK_API_VERSION``.
 """
 

@@ -18,16 +18,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import pluggy
 
 from pix2pix_zoo import hookspecs
+from pix2pix_zoo.components import Kind, NameTaken, Registry
 from pix2pix_zoo.errors import PluginError
-from pix2pix_zoo.registry import Kind, NameTaken, Registry
-
-if TYPE_CHECKING:
-    from pix2pix_zoo.spec import Spec
 
 ENTRY_POINT_GROUP = "pix2pix_zoo"
 BUILTIN_DISTRIBUTION = "pix2pix-zoo"
@@ -262,31 +259,17 @@ def unregister(name: str) -> None:
 
 
 def plugin_records() -> list[PluginRecord]:
-    """Every plugin that was loaded or failed to load, with what it registered (components and
-    catalog entries; commands too once the command line was built)."""
-    from pix2pix_zoo.catalog import plugin_entries
-
+    """Every plugin that was loaded or failed to load, with what it registered: its components,
+    and what it added elsewhere once that was read (translator catalog entries once the catalog
+    asked for them, commands once the command line was built)."""
     host = get_host()
     host.registry  # noqa: B018 - building the registry fills in what each plugin registered
-    plugin_entries()  # so do the catalog's hooks, for translators
     return list(host.records.values())
-
-
-def spec_distributions(spec: Spec) -> dict[str, str]:
-    """``{distribution: version}`` of the third-party plugins whose components ``spec`` uses: what a
-    card and a run's config.json record, so that a machine without them can say what to install."""
-    host = get_host()
-    found = {}
-    for part in spec.parts:
-        record = host.records.get(part.component.plugin)
-        if record is not None and record.distribution and not record.builtin:
-            found[record.distribution] = record.version or ""
-    return found
 
 
 def missing_distributions_hint(distributions: Any) -> str:
     """``"; it was made with X 0.1, which is not installed here: pip install X"`` for those of
-    ``distributions`` (from :func:`spec_distributions`, read back from a file: anything else is
+    ``distributions`` (from :func:`pix2pix_zoo.spec.spec_distributions`, read back from a file: anything else is
     ignored) that this environment lacks, else ``""``."""
     missing = {}
     entries = distributions.items() if isinstance(distributions, dict) else ()

@@ -20,9 +20,9 @@ from pathlib import Path
 from string import Template
 
 from pix2pix_zoo import __version__
+from pix2pix_zoo.components import NAME_PATTERN
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.plugins import get_registry
-from pix2pix_zoo.registry import NAME_PATTERN
 
 TEMPLATE_PACKAGE = "pix2pix_zoo.plugin_template"
 # Template file -> where it goes in the new package ("module" is the plugin's import name).

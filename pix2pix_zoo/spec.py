@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from pix2pix_zoo.components import Component, Registry, format_value
 from pix2pix_zoo.errors import PluginError, SpecError
 from pix2pix_zoo.interfaces import Objective
-from pix2pix_zoo.registry import Component, Registry, format_value
+from pix2pix_zoo.plugins import get_host, get_registry
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -111,7 +112,7 @@ class SpecPart:
         return f"{self.name}({','.join(f'{k}={format_value(v)}' for k, v in self.options)})"
 
     def self_contained(self) -> SpecPart:
-        """This part with every :class:`~pix2pix_zoo.registry.External` option at its default."""
+        """This part with every :class:`~pix2pix_zoo.components.External` option at its default."""
         return SpecPart(self.component, tuple((k, v) for k, v in self.options if not self.component.option(k).external))
 
 
@@ -218,8 +219,6 @@ def resolve(text: str | Spec, registry: Registry | None = None) -> Spec:
     if isinstance(text, Spec):
         return text
     if registry is None:
-        from pix2pix_zoo.plugins import get_registry
-
         registry = get_registry()
     parts = parse(text)
     if len(parts) not in (2, 3):
@@ -281,3 +280,15 @@ def describe(text: str | Spec, in_channels: int = 3, out_channels: int = 3) -> d
         "discriminator": discriminator,
         "objective": part(spec.objective) | {"conditional": models.objective.conditional},
     }
+
+
+def spec_distributions(spec: Spec) -> dict[str, str]:
+    """``{distribution: version}`` of the third-party plugins whose components ``spec`` uses: what a
+    card and a run's config.json record, so that a machine without them can say what to install."""
+    host = get_host()
+    found = {}
+    for part in spec.parts:
+        record = host.records.get(part.component.plugin)
+        if record is not None and record.distribution and not record.builtin:
+            found[record.distribution] = record.version or ""
+    return found

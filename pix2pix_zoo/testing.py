@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pix2pix_zoo.components import Component, Registry
 from pix2pix_zoo.interfaces import DatasetInfo, GeneratorLoss, ImageCodec, Objective, PairedDataset
 from pix2pix_zoo.plugins import PluginHost, get_registry
-from pix2pix_zoo.registry import Component, Registry
 
 __all__ = [
     "TINY_OPTIONS",
@@ -376,7 +376,7 @@ def check_component(
 ) -> str:
     """Build a registered generator, discriminator, objective or codec small and run its check; return its name.
 
-    ``component`` is a registry :class:`~pix2pix_zoo.registry.Component` or a name looked up in
+    ``component`` is a registry :class:`~pix2pix_zoo.components.Component` or a name looked up in
     ``registry`` (default :func:`pix2pix_zoo.plugins.get_registry`). It is built with
     :data:`TINY_OPTIONS` the factory has, overridden by ``options``; a discriminator gets
     ``in_channels`` channels. Channels default to 3, except a codec's: those of a registered

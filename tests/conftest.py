@@ -30,9 +30,9 @@ def http_server(tmp_path):
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """$ZOO_HOME in a temporary folder, with no translator mirror set."""
-    from pix2pix_zoo import catalog
+    from pix2pix_zoo import translators
 
     folder = tmp_path / "home"
     monkeypatch.setenv("ZOO_HOME", str(folder))
-    monkeypatch.delenv(catalog.MIRROR_VARIABLE, raising=False)
+    monkeypatch.delenv(translators.MIRROR_VARIABLE, raising=False)
     return folder

@@ -29,9 +29,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
-from pix2pix_zoo import catalog
+from pix2pix_zoo import translators
+from pix2pix_zoo.components import Bounds, External, Registry
 from pix2pix_zoo.errors import CatalogError, PluginError, SpecError, ZooError
-from pix2pix_zoo.registry import Bounds, External, Registry
 from pix2pix_zoo.spec import describe, resolve
 from pix2pix_zoo.translator import CARD_KEY, WEIGHTS_FILE, Card, Translator, check_translator, save_translator
 
@@ -378,10 +378,10 @@ def test_a_pulled_translator_is_checked_before_its_hash_is_trusted(home, http_se
     catalog_entry(home, "hostile", f"{http_server.url}/t.safetensors", "safetensors")
     real_builds.clear()  # the weights' own build
     with pytest.raises(CatalogError) as caught:
-        catalog.pull("hostile", progress=False)
+        translators.pull("hostile", progress=False)
     one_line(caught, fragment)
     folder = home / "translators" / "hostile"
-    assert not (folder / WEIGHTS_FILE).exists() and not (folder / catalog.SOURCE_RECORD).exists()
+    assert not (folder / WEIGHTS_FILE).exists() and not (folder / translators.SOURCE_RECORD).exists()
     assert real_builds == []
 
 
@@ -408,7 +408,7 @@ def test_a_catalog_entry_never_makes_zoo_list_fetch_weights(tmp_path, home, monk
     sentinel.write_bytes(b"the zoo must not read this")
     user_entry(home, "timm", "http://127.0.0.1:9/timm.safetensors", weights_format="safetensors",
                spec=f"timm_unet(backbone={BACKBONE},pretrained=true,weights={sentinel},ngf=4)+l1")
-    [entry] = catalog.list_translators("timm")
+    [entry] = translators.list_translators("timm")
     no_outside_access.clear()
     plain = describe(f"timm_unet(backbone={BACKBONE},ngf=4)+l1")["generator"]["parameters"]
     assert entry.parameters == plain

@@ -17,7 +17,7 @@ import torch
 from helpers import run_zoo
 from safetensors.torch import load_file
 
-from pix2pix_zoo import catalog, hookimpl, plugins
+from pix2pix_zoo import hookimpl, plugins, translators
 from pix2pix_zoo.errors import CatalogError, DataError, PluginError
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import WEIGHTS_FILE, read_card
@@ -64,19 +64,19 @@ def served(home, http_server):
 
 
 def test_every_shipped_entry_validates_with_a_safe_unique_name(home):
-    files = [f for f in resources.files(catalog.SHIPPED_PACKAGE).iterdir() if f.name.endswith(".toml")]
-    entries = catalog.list_translators()
+    files = [f for f in resources.files(translators.SHIPPED_PACKAGE).iterdir() if f.name.endswith(".toml")]
+    entries = translators.list_translators()
     assert len(entries) == len(files) >= 5
     assert len({e.name for e in entries}) == len(entries)
     for entry in entries:
-        assert catalog.NAME_PATTERN.fullmatch(entry.name) and entry.origin == "shipped"
+        assert translators.NAME_PATTERN.fullmatch(entry.name) and entry.origin == "shipped"
         assert entry.spec == "unet_256+patch70+l1cgan" and entry.format == "reference-pth"
         assert entry.url == f"http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{entry.name}.pth"
         assert entry.verification == "unverified" and not entry.downloaded
     directions = {e.name: e.direction for e in entries}
     assert directions == {"facades_label2photo": "BtoA", "sat2map": "AtoB", "map2sat": "BtoA",
                           "edges2shoes": "AtoB", "day2night": "BtoA"}
-    assert [e.name for e in catalog.list_translators("*2sat")] == ["map2sat"]
+    assert [e.name for e in translators.list_translators("*2sat")] == ["map2sat"]
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_an_unsafe_user_name_is_refused(home, name, field):
     path = home / "registry" / "evil.toml"
     path.write_text(path.read_text().replace('name = "evil"', f'name = "{name}"'))
     with pytest.raises(CatalogError, match=rf"evil.toml: field {field} must be lower-case"):
-        catalog.list_translators()
+        translators.list_translators()
     assert not (home / "translators").exists()
 
 
@@ -106,18 +106,18 @@ def test_schema_errors_name_the_file_and_field(home, old, new, message):
     path = home / "registry" / "tiny.toml"
     path.write_text(path.read_text().replace(old, new))
     with pytest.raises(CatalogError, match=message) as caught:
-        catalog.list_translators()
+        translators.list_translators()
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_a_name_defined_twice_is_refused(home):
     user_entry(home, "sat2map", "http://127.0.0.1:9/x.pth")
     with pytest.raises(CatalogError, match="'sat2map' is defined twice: in registry/sat2map.toml and"):
-        catalog.list_translators()
+        translators.list_translators()
 
 
 def test_plugin_entries(home, register_plugin):
-    record = catalog.find_translator("sat2map").record() | {"name": "plugin_sat2map"}
+    record = translators.find_translator("sat2map").record() | {"name": "plugin_sat2map"}
 
     class Plugin:
         @hookimpl
@@ -125,7 +125,7 @@ def test_plugin_entries(home, register_plugin):
             register(record)
 
     register_plugin(Plugin(), "maps_plugin")
-    assert catalog.find_translator("plugin_sat2map").origin == "maps_plugin"
+    assert translators.find_translator("plugin_sat2map").origin == "maps_plugin"
     (record_of_plugin,) = [r for r in plugins.plugin_records() if r.name == "maps_plugin"]
     assert record_of_plugin.as_dict()["registered"] == [{"kind": "translator", "name": "plugin_sat2map"}]
 
@@ -136,7 +136,7 @@ def test_plugin_entries(home, register_plugin):
 
     register_plugin(Broken(), "broken_plugin")
     with pytest.raises(PluginError, match="plugin 'broken_plugin': field 'direction'"):
-        catalog.list_translators()
+        translators.list_translators()
 
 
 def test_zoo_list_json_subprocess(tmp_path):
@@ -153,7 +153,7 @@ def test_zoo_list_json_subprocess(tmp_path):
 
 
 def test_pull_converts_a_reference_checkpoint_and_caches_it(home, http_server, served):
-    path = catalog.pull("tiny", progress=False)
+    path = translators.pull("tiny", progress=False)
     assert path == home / "translators" / "tiny" / WEIGHTS_FILE
     weights = load_file(str(path))
     assert set(weights) - set(served) == {k for k in weights if k.endswith("num_batches_tracked")}
@@ -162,11 +162,11 @@ def test_pull_converts_a_reference_checkpoint_and_caches_it(home, http_server, s
     assert card.spec == TINY_SPEC and card.direction == "BtoA" and card.inference_mode == "paper"
     assert card.provenance["url"] == f"{http_server.url}/tiny.pth" and card.provenance["format"] == "reference-pth"
     assert not any(p.suffix == ".pth" or p.name.startswith(".") for p in path.parent.iterdir())
-    entry = catalog.find_translator("tiny")
+    entry = translators.find_translator("tiny")
     assert entry.downloaded and entry.verification == "recorded"
     assert entry.recorded_sha256 == card.provenance["sha256"]
 
-    assert catalog.pull("tiny") == path  # a cache hit: no second request
+    assert translators.pull("tiny") == path  # a cache hit: no second request
     assert http_server.requests == ["/tiny.pth"]
 
 
@@ -183,21 +183,21 @@ def test_zoo_pull_subprocess_and_mirror(home, http_server, served):
 def test_a_wrong_published_sha256_fails_and_deletes_the_download(home, http_server, served):
     user_entry(home, "tiny", f"{http_server.url}/tiny.pth", sha256="0" * 64)
     with pytest.raises(DataError, match="sha256 mismatch") as caught:
-        catalog.pull("tiny", progress=False)
+        translators.pull("tiny", progress=False)
     assert "\n" not in str(caught.value)
     folder = home / "translators" / "tiny"
     assert not folder.exists() or list(folder.iterdir()) == []
 
 
 def test_the_first_downloads_sha256_is_enforced_later(home, http_server, served):
-    catalog.pull("tiny", progress=False)
+    translators.pull("tiny", progress=False)
     torch.save(reference_state_dict(seed=1), http_server.folder / "tiny.pth")  # the file changed upstream
     (home / "translators" / "tiny" / WEIGHTS_FILE).unlink()
     with pytest.raises(CatalogError, match="sha256 mismatch for .*: the first download of 'tiny' was"):
-        catalog.pull("tiny", progress=False)
-    assert sorted(p.name for p in (home / "translators" / "tiny").iterdir()) == [catalog.SOURCE_RECORD]
+        translators.pull("tiny", progress=False)
+    assert sorted(p.name for p in (home / "translators" / "tiny").iterdir()) == [translators.SOURCE_RECORD]
     shutil.rmtree(home / "translators" / "tiny")  # forgetting the record accepts the new file
-    assert catalog.pull("tiny", progress=False).is_file()
+    assert translators.pull("tiny", progress=False).is_file()
 
 
 class Payload(torch.nn.Module):
@@ -220,23 +220,23 @@ def test_a_checkpoint_that_is_not_a_flat_state_dict_is_refused(home, http_server
     torch.save(content, http_server.folder / "bad.pth")
     user_entry(home, "bad", f"{http_server.url}/bad.pth")
     with pytest.raises(CatalogError, match=message):
-        catalog.pull("bad", progress=False)
+        translators.pull("bad", progress=False)
     assert not (home / "translators" / "bad" / WEIGHTS_FILE).exists()
-    assert not (home / "translators" / "bad" / catalog.SOURCE_RECORD).exists()
+    assert not (home / "translators" / "bad" / translators.SOURCE_RECORD).exists()
 
 
 def test_a_checkpoint_of_another_layout_is_one_line(home, http_server, served):
     torch.save({f"module.{k}": v for k, v in served.items()}, http_server.folder / "tiny.pth")
     with pytest.raises(CatalogError, match=r"does not fit 'unet_256\(ngf=4\).*: 69 keys \(model.model.0.weight, .*\) missing, "
                        r"69 keys \(module.model.model.0.weight, .*\) unexpected$"):
-        catalog.pull("tiny", progress=False)
+        translators.pull("tiny", progress=False)
     state = reference_state_dict()
     state["model.model.0.weight"] = torch.zeros(1)
     torch.save(state, http_server.folder / "tiny.pth")
     shutil.rmtree(home / "translators")
     with pytest.raises(CatalogError, match=r"does not fit .*: 1 key of another shape "
                        r"\(model.model.0.weight is \[1\], not \[4, 3, 4, 4\]\)$"):
-        catalog.pull("tiny", progress=False)
+        translators.pull("tiny", progress=False)
 
 
 def test_http_errors_are_one_line(home, http_server):

@@ -9,7 +9,7 @@ import torch
 from helpers import run_main
 from PIL import Image
 
-from pix2pix_zoo.engine.distributed import pick_device
+from pix2pix_zoo.devices import pick_device
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import Card, save_translator

@@ -13,7 +13,7 @@ import tarfile
 import pytest
 from loopback import add_file, make_reference_archive
 
-from pix2pix_zoo.data.download import download, safe_extract, sha256_of
+from pix2pix_zoo.download import download, safe_extract, sha256_of
 from pix2pix_zoo.errors import DataError
 
 BLOB = os.urandom(200_000)

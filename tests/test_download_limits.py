@@ -18,9 +18,9 @@ import torch
 from helpers import run_env, zoo_executable
 from test_catalog import reference_state_dict, user_entry
 
-from pix2pix_zoo import atomic, catalog
-from pix2pix_zoo.data import download as download_module
-from pix2pix_zoo.data.download import download, staged_directory
+from pix2pix_zoo import atomic, translators
+from pix2pix_zoo import download as download_module
+from pix2pix_zoo.download import download, staged_directory
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.translator import WEIGHTS_FILE
 
@@ -148,7 +148,7 @@ def test_a_catalog_size_is_enforced_by_pull(home, http_server):
     user_entry(home, "tiny", f"{http_server.url}/tiny.pth")
     (home / "registry" / "tiny.toml").write_text((home / "registry" / "tiny.toml").read_text() + "size_bytes = 1000\n")
     with pytest.raises(DataError, match=r"tiny\.pth is [\d,]+ bytes, not the 1,000 expected; nothing was kept"):
-        catalog.pull("tiny", progress=False)
+        translators.pull("tiny", progress=False)
     assert leftovers(home / "translators" / "tiny") == []
 
 
@@ -216,10 +216,10 @@ def test_sigterm_while_a_folder_is_staged_deletes_it(tmp_path):
 # Pulls "tiny" each time a line arrives on stdin and answers one line: "ok PATH" or "error: ...".
 PULLER = """
 import sys
-from pix2pix_zoo import catalog
+from pix2pix_zoo import translators
 for _ in sys.stdin:
     try:
-        print("ok", catalog.pull("tiny", progress=False), flush=True)
+        print("ok", translators.pull("tiny", progress=False), flush=True)
     except Exception as error:
         print(f"error: {type(error).__name__}: {error}", flush=True)
 """
@@ -246,7 +246,7 @@ def test_two_processes_pulling_one_name_at_once_both_succeed(home, http_server):
                     time.sleep(0.002 * round_)
             answers = [puller.stdout.readline().strip() for puller in pullers]
             assert answers == [f"ok {weights}"] * 2, f"round {round_}"
-            assert leftovers(weights.parent) == [WEIGHTS_FILE, catalog.SOURCE_RECORD]
+            assert leftovers(weights.parent) == [WEIGHTS_FILE, translators.SOURCE_RECORD]
     finally:
         for puller in pullers:
             puller.stdin.close()

@@ -10,9 +10,9 @@ import torch
 from helpers import run_zoo
 from safetensors.torch import save_file
 
-from pix2pix_zoo.engine.metrics import frechet_distance, kernel_inception_distance, load_inception
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.evaluation import evaluate
+from pix2pix_zoo.metrics import frechet_distance, kernel_inception_distance, load_inception
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import Card, Translator, save_translator
 

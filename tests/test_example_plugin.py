@@ -15,9 +15,9 @@ import pytest
 from helpers import pip, run_env, shared_venv
 from PIL import Image, ImageDraw
 
-from pix2pix_zoo.catalog import MIRROR_VARIABLE
 from pix2pix_zoo.plugins import ALLOW_LIST_VARIABLE
 from pix2pix_zoo.translator import read_card
+from pix2pix_zoo.translators import MIRROR_VARIABLE
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "plugins" / "examples" / "pix2pix-zoo-colorize"
 DISTRIBUTION = "pix2pix-zoo-colorize"

@@ -61,7 +61,11 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
         "pix2pix_zoo/registry_data/__init__.py",
         "pix2pix_zoo/registry_data/README.md",
         "pix2pix_zoo/registry_data/sat2map.toml",
-        "pix2pix_zoo/catalog.py",
+        "pix2pix_zoo/catalog.py",  # the deprecated name, forwarding to translators/
+        "pix2pix_zoo/registry.py",  # likewise, to components.py
+        *(f"pix2pix_zoo/translators/{part}.py" for part in ("__init__", "entries", "pull", "publish")),
+        *(f"pix2pix_zoo/{module}.py" for module in ("components", "pictures", "devices", "translator_file", "metrics",
+                                                      "download", "moved")),
         "pix2pix_zoo/cli/translators.py",
         *(f"pix2pix_zoo/plugin_template/{part}/{kind}.py.tmpl" for part in ("module", "tests")
           for kind in ("generator", "discriminator", "objective", "dataset", "codec")),

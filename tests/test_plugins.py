@@ -65,7 +65,7 @@ def test_builtins_come_from_the_same_entry_point_group(fresh_plugins):
 
 def test_core_imports_no_concrete_component():
     code = (
-        "import sys, pix2pix_zoo, pix2pix_zoo.registry, pix2pix_zoo.spec, pix2pix_zoo.plugins, "
+        "import sys, pix2pix_zoo, pix2pix_zoo.components, pix2pix_zoo.spec, pix2pix_zoo.plugins, "
         "pix2pix_zoo.interfaces, pix2pix_zoo.layers, pix2pix_zoo.engine.trainer, pix2pix_zoo.data.augment, "
         "pix2pix_zoo.translator, pix2pix_zoo.cli\n"
         "print(sorted(m for m in sys.modules if m.startswith('pix2pix_zoo_')))"

@@ -12,8 +12,8 @@ from helpers import run_zoo
 from PIL import Image
 from test_trainer import tiny_config
 
-from pix2pix_zoo import catalog
-from pix2pix_zoo.data.download import sha256_of
+from pix2pix_zoo import translators
+from pix2pix_zoo.download import sha256_of
 from pix2pix_zoo.engine.trainer import Trainer
 from pix2pix_zoo.errors import CatalogError
 from pix2pix_zoo.translator import read_card
@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
 
 
 def test_a_published_run_is_a_pulled_verified_entry(trained, home, tmp_path):
-    published = catalog.publish(trained, "tiny")
+    published = translators.publish(trained, "tiny")
     weights = published.folder / "model.safetensors"
     assert published.folder == home / "translators" / "tiny"
     assert published.registry_file == home / "registry" / "tiny.toml"
@@ -38,7 +38,7 @@ def test_a_published_run_is_a_pulled_verified_entry(trained, home, tmp_path):
     assert record["metrics"]["l1"] == evaluation["translator"]["l1"] and "test split" in record["metrics"]["data"]
     assert record["train_size"] == 32 and "Isola" in record["citation"]
 
-    [entry] = catalog.list_translators("tiny")
+    [entry] = translators.list_translators("tiny")
     assert entry.downloaded and entry.verification == "published" and entry.origin == "user"
     card = read_card(weights)
     assert card.metrics == record["metrics"] and card.provenance["train_size"] == 32
@@ -63,7 +63,7 @@ def test_publishing_twice_needs_overwrite(trained, home):
     assert first.returncode == 0 and first.stdout.strip() == str(home / "translators" / "tiny"), first.stderr
     again = run_zoo("publish", str(trained), "--name", "tiny", ZOO_HOME=str(home))
     assert again.returncode == 1 and "--overwrite" in again.stderr and len(again.stderr.splitlines()) == 1
-    assert catalog.publish(trained, "tiny", overwrite=True).folder == home / "translators" / "tiny"
+    assert translators.publish(trained, "tiny", overwrite=True).folder == home / "translators" / "tiny"
 
 
 def test_bad_runs_names_and_targets_are_one_line_errors(trained, home, tmp_path):
@@ -72,19 +72,19 @@ def test_bad_runs_names_and_targets_are_one_line_errors(trained, home, tmp_path)
     assert result.returncode == 1 and "no translator/model.safetensors" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     with pytest.raises(CatalogError, match="hf://ORG/NAME"):
-        catalog.publish(trained, "tiny", to="hf://just-a-name")
+        translators.publish(trained, "tiny", to="hf://just-a-name")
     with pytest.raises(CatalogError, match="lower-case"):
-        catalog.publish(trained, "Tiny/../x")
+        translators.publish(trained, "Tiny/../x")
     with pytest.raises(CatalogError, match="already in the catalog"):
-        catalog.publish(trained, "sat2map")
+        translators.publish(trained, "sat2map")
     assert not (home / "registry").exists()
 
 
 def test_default_name_and_another_registry(trained, home, tmp_path):
-    published = catalog.publish(trained, registry=tmp_path / "mine")
+    published = translators.publish(trained, registry=tmp_path / "mine")
     assert published.entry.name == "tiny-run-1"
     assert published.registry_file == tmp_path / "mine" / "tiny-run-1.toml"
-    assert not catalog.list_translators("tiny-run-1")  # not in the user registry
+    assert not translators.list_translators("tiny-run-1")  # not in the user registry
 
 
 def test_upload_sends_the_published_folder(trained, home, monkeypatch):
@@ -100,23 +100,23 @@ def test_upload_sends_the_published_folder(trained, home, monkeypatch):
 
     monkeypatch.setattr("huggingface_hub.HfApi", FakeApi)
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # a login is checked before anything is written
-    published = catalog.publish(trained, "tiny", to="hf://zoo-org/tiny-facades")
+    published = translators.publish(trained, "tiny", to="hf://zoo-org/tiny-facades")
     assert calls[0] == ("create_repo", "zoo-org/tiny-facades", {"repo_type": "model", "exist_ok": True})
     _, upload, uploaded = calls[1]
     assert upload["repo_id"] == "zoo-org/tiny-facades"
     assert uploaded == {p.name: p.read_bytes() for p in published.folder.iterdir()}  # uploaded, then moved into place
     assert set(upload["allow_patterns"]) == {"model.safetensors", "README.md", "samples.png"}
     assert published.entry.url == "https://huggingface.co/zoo-org/tiny-facades/resolve/main/model.safetensors"
-    assert catalog.find_translator("tiny").downloaded
+    assert translators.find_translator("tiny").downloaded
 
 
 def test_entry_toml_round_trips_through_tomllib():
-    [sat2map] = catalog.list_translators("sat2map")
+    [sat2map] = translators.list_translators("sat2map")
     nasty = 'quote " backslash \\ newline \n tab \t bell \x07 del \x7f unicode é ☃'
-    entry = catalog.parse_entry(
+    entry = translators.parse_entry(
         sat2map.record() | {"notes": nasty, "citation": "C:\\path", "metrics": {"data": nasty, "l1": 1e-05, "psnr": math.inf, "n": 3}},
         "test", "user",
     )
-    text = catalog.entry_toml(entry)
-    assert catalog.parse_entry(tomllib.loads(text), "test", "user") == entry
+    text = translators.entry_toml(entry)
+    assert translators.parse_entry(tomllib.loads(text), "test", "user") == entry
     assert "[weights]" in text and "[metrics]" in text

@@ -17,8 +17,8 @@ from PIL import Image
 from test_catalog import user_entry
 from test_trainer import tiny_config
 
-from pix2pix_zoo import catalog
-from pix2pix_zoo.data.download import sha256_of
+from pix2pix_zoo import translators
+from pix2pix_zoo.download import sha256_of
 from pix2pix_zoo.engine.trainer import Trainer
 from pix2pix_zoo.errors import CatalogError
 from pix2pix_zoo.spec import resolve
@@ -137,7 +137,7 @@ def test_a_zoo_home_that_cannot_be_a_folder_is_one_line(runs, tmp_path, argument
 
 # -- publish: weights another entry points at --------------------------------------------------------
 def test_publish_never_replaces_weights_a_registry_folder_points_at(runs, home, tmp_path):
-    shared = catalog.publish(runs / "a", "shared", registry=tmp_path / "regA")
+    shared = translators.publish(runs / "a", "shared", registry=tmp_path / "regA")
     weights = shared.folder / "model.safetensors"
     kept = weights.read_bytes()
     for overwrite in (False, True):
@@ -145,23 +145,23 @@ def test_publish_never_replaces_weights_a_registry_folder_points_at(runs, home, 
                          ZOO_HOME=str(home))
         assert_one_line(result, str(tmp_path / "regA" / "shared.toml"))
     with pytest.raises(CatalogError, match="regA"):
-        catalog.publish(runs / "b", "shared", registry=tmp_path / "regB", overwrite=True)
+        translators.publish(runs / "b", "shared", registry=tmp_path / "regB", overwrite=True)
     assert weights.read_bytes() == kept and not (home / "registry").exists() and not (tmp_path / "regB").exists()
     assert tomllib.loads(shared.registry_file.read_text())["weights"]["sha256"] == sha256_of(weights)
 
     with pytest.raises(CatalogError, match="--overwrite"):
-        catalog.publish(runs / "b", "shared", registry=tmp_path / "regA")
-    again = catalog.publish(runs / "b", "shared", registry=tmp_path / "regA", overwrite=True)  # that very entry
+        translators.publish(runs / "b", "shared", registry=tmp_path / "regA")
+    again = translators.publish(runs / "b", "shared", registry=tmp_path / "regA", overwrite=True)  # that very entry
     assert weights.read_bytes() != kept
     assert tomllib.loads(again.registry_file.read_text())["weights"]["sha256"] == sha256_of(weights)
 
 
 def test_publish_never_replaces_weights_the_user_registry_points_at(runs, home, tmp_path):
-    shared = catalog.publish(runs / "a", "shared")
+    shared = translators.publish(runs / "a", "shared")
     kept = (shared.folder / "model.safetensors").read_bytes()
     for overwrite in (False, True):
         with pytest.raises(CatalogError, match="already in the catalog"):
-            catalog.publish(runs / "b", "shared", registry=tmp_path / "regA", overwrite=overwrite)
+            translators.publish(runs / "b", "shared", registry=tmp_path / "regA", overwrite=overwrite)
     assert (shared.folder / "model.safetensors").read_bytes() == kept and not (tmp_path / "regA").exists()
 
 
@@ -170,9 +170,9 @@ def test_publish_over_weights_no_entry_claims_needs_overwrite(runs, home):
     shutil.copytree(runs / "a" / "translator", folder)
     kept = (folder / "model.safetensors").read_bytes()
     with pytest.raises(CatalogError, match="--overwrite"):
-        catalog.publish(runs / "b", "stray")
+        translators.publish(runs / "b", "stray")
     assert (folder / "model.safetensors").read_bytes() == kept
-    catalog.publish(runs / "b", "stray", overwrite=True)
+    translators.publish(runs / "b", "stray", overwrite=True)
     assert (folder / "model.safetensors").read_bytes() != kept
 
 
@@ -187,7 +187,7 @@ def test_a_registry_that_is_a_file_is_refused_before_anything_is_written(runs, h
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     for registry in (tmp_path / "file.txt", tmp_path / "file.txt" / "sub"):
         with pytest.raises(CatalogError, match="file.txt is not a folder"):
-            catalog.publish(runs / "a", "tiny", registry=registry, to="hf://zoo-org/tiny")
+            translators.publish(runs / "a", "tiny", registry=registry, to="hf://zoo-org/tiny")
     assert not (home / "translators").exists() and (tmp_path / "file.txt").read_text() == "mine"
 
 
@@ -196,7 +196,7 @@ def test_a_malformed_first_download_record_verifies_nothing(home):
     (home / "translators" / "tiny").mkdir(parents=True)
     for recorded in (["not", "a", "hash"], 5, "not-a-hash"):
         (home / "translators" / "tiny" / "source.json").write_text(json.dumps({"sha256": recorded}))
-        entry = catalog.find_translator("tiny")
+        entry = translators.find_translator("tiny")
         assert entry.recorded_sha256 is None and entry.verification == "unverified"
 
 
@@ -223,7 +223,7 @@ def test_a_failed_upload_publishes_nothing(runs, home, tmp_path, closed_port, se
 
 
 def test_a_failed_upload_keeps_what_was_published_before(runs, home, monkeypatch):
-    first = catalog.publish(runs / "a", "tiny")
+    first = translators.publish(runs / "a", "tiny")
     before = files_under(home)
 
     class FailingApi:
@@ -233,7 +233,7 @@ def test_a_failed_upload_keeps_what_was_published_before(runs, home, monkeypatch
     monkeypatch.setattr("huggingface_hub.HfApi", FailingApi)
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
     with pytest.raises(CatalogError, match="upload to hf://zoo-org/tiny failed"):
-        catalog.publish(runs / "b", "tiny", overwrite=True, to="hf://zoo-org/tiny")
+        translators.publish(runs / "b", "tiny", overwrite=True, to="hf://zoo-org/tiny")
     assert files_under(home) == before and sorted(p.name for p in first.folder.parent.iterdir()) == ["tiny"]
 
 
@@ -274,7 +274,7 @@ def test_out_of_range_entry_fields_are_one_line_naming_the_file(home, old, new, 
     path = home / "registry" / "tiny.toml"
     path.write_text(path.read_text().replace(old, new))
     with pytest.raises(CatalogError, match=rf"field '{field}' must be"):
-        catalog.list_translators()
+        translators.list_translators()
     for arguments in (["list"], ["list", "--json"], ["pull", "sat2map"]):
         result = run_zoo(*arguments, ZOO_HOME=str(home))
         assert_one_line(result, str(path), field)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pix2pix_zoo.data import catalog, open_dataset
 from pix2pix_zoo.data.catalog import MIRROR_VARIABLE
-from pix2pix_zoo.data.download import safe_extract
+from pix2pix_zoo.download import safe_extract
 from pix2pix_zoo.errors import BadImageError, DataError
 from pix2pix_zoo.home import HOME_VARIABLE
 from pix2pix_zoo.plugins import get_registry

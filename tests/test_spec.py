@@ -6,9 +6,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pix2pix_zoo.components import Option, format_value
 from pix2pix_zoo.errors import SpecError
 from pix2pix_zoo.plugins import get_registry
-from pix2pix_zoo.registry import Option, format_value
 from pix2pix_zoo.spec import ParsedPart, canonical, parse, resolve
 
 REGISTRY = get_registry()

@@ -7,8 +7,8 @@ from typing import Optional
 import typer
 
 from pix2pix_zoo.cli.output import print_json, print_table
+from pix2pix_zoo.components import format_value, parse_kind
 from pix2pix_zoo.plugins import get_registry
-from pix2pix_zoo.registry import format_value, parse_kind
 
 
 def components(

@@ -11,6 +11,7 @@ import typer
 from pix2pix_zoo.cli.output import print_json, print_table
 from pix2pix_zoo.plugins import plugin_records
 from pix2pix_zoo.scaffold import KINDS, new_plugin
+from pix2pix_zoo.translators import plugin_entries
 
 app = typer.Typer(add_completion=False, invoke_without_command=True)
 
@@ -22,6 +23,7 @@ def plugins(
     """List the loaded plugins: distribution, version and the components each registered."""
     if context.invoked_subcommand is not None:
         return
+    plugin_entries()  # the catalog's hooks note each plugin's translators in its record
     records = plugin_records()
     if as_json:
         print_json([record.as_dict() for record in records])

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.filesize import decimal
 
-from pix2pix_zoo import catalog
+from pix2pix_zoo import translators
 from pix2pix_zoo.cli.output import print_json, print_table
 
 
@@ -18,7 +18,7 @@ def list_translators(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the pretrained translators: shipped, yours ($ZOO_HOME/registry) and plugins'."""
-    entries = catalog.list_translators(pattern)
+    entries = translators.list_translators(pattern)
     if as_json:
         print_json([entry.as_dict() for entry in entries])
         return
@@ -42,10 +42,10 @@ def pull(name: str = typer.Argument(..., metavar="NAME", help="A translator name
 
     $ZOO_TRANSLATORS_URL names a mirror holding the same files (http:// or file://).
     """
-    entry = catalog.find_translator(name)
+    entry = translators.find_translator(name)
     if entry.downloaded:
         typer.echo(f"{name} is already pulled", err=True)
-    typer.echo(str(catalog.pull(name)))
+    typer.echo(str(translators.pull(name)))
 
 
 def publish(
@@ -62,7 +62,7 @@ def publish(
     sha256 and a file:// URL. --to hf://ORG/NAME uploads the folder with huggingface_hub (pip install
     huggingface_hub; log in with `hf auth login`) and makes the entry's URL the Hub's.
     """
-    published = catalog.publish(run, name, registry=registry, overwrite=overwrite, to=to)
+    published = translators.publish(run, name, registry=registry, overwrite=overwrite, to=to)
     where = f", uploaded to https://huggingface.co/{published.hub_repo}" if published.hub_repo else ""
     typer.echo(f"published {published.entry.name} ({published.registry_file}){where}", err=True)
     typer.echo(str(published.folder))

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix_zoo.atomic import temporary_path
+from pix2pix_zoo.components import Component, did_you_mean
 from pix2pix_zoo.data import dataset_info, reads_your_files
-from pix2pix_zoo.data.download import download, mirrored_url, safe_extract, url_file_name
+from pix2pix_zoo.download import download, mirrored_url, safe_extract, url_file_name
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.home import datasets_dir
 from pix2pix_zoo.interfaces import DatasetInfo
 from pix2pix_zoo.plugins import get_registry
-from pix2pix_zoo.registry import Component, did_you_mean
 
 MIRROR_VARIABLE = "ZOO_DATASETS_URL"
 
@@ -36,7 +36,7 @@ def fetch_dataset(info: DatasetInfo, root: Path, *, progress: bool = True) -> Pa
     """``root/<name>``, downloaded and extracted there first if it is missing.
 
     The archive goes to ``root`` (atomically, with a progress bar), is extracted with
-    :func:`~pix2pix_zoo.data.download.safe_extract` and deleted, whether that worked or not.
+    :func:`~pix2pix_zoo.download.safe_extract` and deleted, whether that worked or not.
     """
     folder = Path(root) / info.name
     if folder.is_dir():

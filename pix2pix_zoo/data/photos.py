@@ -54,10 +54,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from pix2pix_zoo.components import Bounds
 from pix2pix_zoo.data.images import image_to_tensor, list_images, open_image
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.interfaces import PairedDataset
-from pix2pix_zoo.registry import Bounds
 
 SPLIT_PERCENT = {"train": 80, "val": 10, "test": 10}
 """Shares of a folder without split folders, by :func:`hashed_split`."""

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pix2pix_zoo.atomic import fsync_path, write_json_atomic
-from pix2pix_zoo.data.download import sha256_of
+from pix2pix_zoo.download import sha256_of
 from pix2pix_zoo.errors import ZooError
 
 LATEST = "latest"

@@ -1,5 +1,6 @@
-"""What a run shows: sample grids (input | output | target) as PNG and a self-contained report.html
-with loss curves as inline SVG (no JavaScript, no external files)."""
+"""What a run shows: a self-contained report.html with loss curves as inline SVG and the newest
+sample grids (no JavaScript, no external files). The grids themselves are drawn by
+:mod:`pix2pix_zoo.pictures`."""
 
 from __future__ import annotations
 
@@ -9,59 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-from PIL import Image
-from torch import Tensor
-
 from pix2pix_zoo.atomic import write_text_atomic
-from pix2pix_zoo.engine.metrics import to_unit
 from pix2pix_zoo.engine.rundir import read_metrics
-from pix2pix_zoo.errors import SpecError
-from pix2pix_zoo.interfaces import ImageCodec
 
 CURVE_WIDTH, CURVE_HEIGHT, MARGIN = 640, 220, 48
-
-
-def to_rgb(images: Tensor) -> Tensor:
-    """[-1, 1] images with 1, 2, 3 or more channels -> RGB uint8 (N, 3, H, W) for viewing."""
-    unit = to_unit(images)
-    channels = unit.shape[1]
-    if channels == 1:
-        unit = unit.expand(-1, 3, -1, -1)
-    elif channels == 2:
-        unit = torch.cat([unit, unit.new_zeros(unit.shape[0], 1, *unit.shape[2:])], 1)
-    else:
-        unit = unit[:, :3]
-    return (unit * 255).round().to(torch.uint8)
-
-
-def open_codec(name: str) -> ImageCodec | None:
-    """The registered codec called ``name``; None for ``""`` (plain grey or RGB images)."""
-    if not name:
-        return None
-    from pix2pix_zoo.plugins import get_registry
-
-    try:
-        component = get_registry().get(name, "codec")
-    except SpecError:
-        raise SpecError(f"the image codec {name!r} is not installed: install the plugin that provides it "
-                        "(`zoo components codec` lists the installed ones)") from None
-    return component.build()
-
-
-def picture(codec: ImageCodec | None, x: Tensor, y: Tensor | None = None) -> Tensor:
-    """What a person sees of an input ``x``, or of an output or target ``y`` for it, in [-1, 1]:
-    the codec's RGB rendering, or without a codec the tensor itself."""
-    if codec is None:
-        return x if y is None else y
-    return codec.render(x.float(), None if y is None else y.float()).mul(2).sub(1)
-
-
-def sample_grid(*columns: Tensor) -> Image.Image:
-    """One row per sample, the columns side by side (the trainer's: input | output | target)."""
-    rows = torch.cat([to_rgb(t.detach().cpu()) for t in columns], dim=3)  # side by side
-    grid = torch.cat(list(rows), dim=1)  # stacked
-    return Image.fromarray(grid.permute(1, 2, 0).numpy())
 
 
 def _curve(name: str, steps: list[float], values: list[float]) -> str:

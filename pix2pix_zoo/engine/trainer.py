@@ -20,31 +20,31 @@ the run before anything else is written, leaving the last good checkpoint.
 Nothing is written before every setting, the data and the networks have been checked; one process
 at a time holds a run directory (see rundir.py), and ``overwrite`` replaces only a run the zoo made,
 once the new one is set up.
+
+This module is the loop and what it orchestrates; the phases live beside it: ``setup.py`` (the
+checks and choices before anything is written), ``loading.py`` (loader workers and the resumable
+sampler), ``gan_step.py`` (one step), ``checkpoint.py``, ``finish.py`` (the held-out evaluation)
+and ``report.py``.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import json
-import platform
-import re
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from pix2pix_zoo.atomic import write_json_atomic
-from pix2pix_zoo.data import open_dataset, parse_data
-from pix2pix_zoo.data.augment import PairedAugment, collate_pairs, orient, uniform_batches
+from pix2pix_zoo.data import open_dataset
+from pix2pix_zoo.data.augment import PairedAugment, orient, uniform_batches
 from pix2pix_zoo.engine import distributed
 from pix2pix_zoo.engine.checkpoint import (
     CheckpointError,
@@ -52,125 +52,42 @@ from pix2pix_zoo.engine.checkpoint import (
     newest_verified_checkpoint,
     save_checkpoint,
 )
-from pix2pix_zoo.engine.config import ConfigFileError, TrainConfig
+from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu
+from pix2pix_zoo.engine.finish import NO_HELD_OUT, evaluate_held_out, evaluation_summary, open_held_out
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
-from pix2pix_zoo.engine.report import open_codec, picture, sample_grid, write_report
-from pix2pix_zoo.engine.rundir import (
-    CONFIG,
-    METRICS,
-    RunExists,
-    RunLock,
-    check_replaceable,
-    check_run_target,
-    install_run,
-    read_metrics,
-    run_config,
-    trim_metrics,
+from pix2pix_zoo.engine.loading import GuardedImages, SkippingSampler, collate_guarded, raise_loader_error
+from pix2pix_zoo.engine.report import write_report
+from pix2pix_zoo.engine.rundir import CONFIG, METRICS, RunExists, RunLock, install_run, read_metrics, trim_metrics
+from pix2pix_zoo.engine.setup import (
+    check_batches_share_sizes,
+    check_crop_size,
+    claim_run_dir,
+    package_versions,
+    place_models,
+    run_name,
+    saved_config,
 )
-from pix2pix_zoo.errors import BadImageError, DataError, SpecError, ZooError
-from pix2pix_zoo.evaluation import evaluate_batches
+from pix2pix_zoo.errors import DataError, SpecError, ZooError
 from pix2pix_zoo.interfaces import PairedDataset
-from pix2pix_zoo.plugins import missing_distributions_hint, spec_distributions
-from pix2pix_zoo.spec import Pix2Pix, resolve
-from pix2pix_zoo.translator import Card, inference_mode, save_translator
+from pix2pix_zoo.pictures import open_codec, picture, sample_grid
+from pix2pix_zoo.spec import Pix2Pix, resolve, spec_distributions
+from pix2pix_zoo.translator import inference_mode
+from pix2pix_zoo.translator_file import Card, save_translator
+
+# Importable from here, where the command line and tests have always found them.
+__all__ = ["RunExists", "TrainResult", "Trainer", "TrainingDiverged", "run_name", "step_seed"]
 
 SAMPLE_COUNT = 4
-NO_HELD_OUT = ("{data!r} has no held-out split (test or val), so this run is not evaluated and writes no "
-               "eval.json; pass --eval-split SPLIT to evaluate on another split")
-EVAL_SPLITS = ("test", "val")
-VERSIONED_PACKAGES = ("pix2pix-zoo", "torch", "timm", "kornia", "safetensors", "pluggy", "typer")
 
 
 class TrainingDiverged(ZooError):
     """A loss became NaN or infinite."""
 
 
-def run_name(spec: str, data: str) -> str:
-    """A file-name-safe run name from the canonical spec and the dataset."""
-    return re.sub(r"[^A-Za-z0-9_+.=-]+", "_", f"{spec}-{parse_data(data)[0]}").strip("_")
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
 def step_seed(seed: int, step: int, rank: int) -> int:
     """The seed of one step on one rank (distinct for every (seed, step, rank) in practice)."""
     return (seed * 1_000_003 + step) * 1_009 + rank & 0x7FFF_FFFF_FFFF_FFFF
-
-
-class SkippingSampler(Sampler[int]):
-    """Wraps a sampler and drops the first ``skip`` indices of the next pass (resuming mid-epoch)."""
-
-    def __init__(self, sampler: DistributedSampler, skip: int = 0) -> None:
-        self.sampler = sampler
-        self.skip = skip
-
-    def __iter__(self) -> Iterator[int]:
-        skip, self.skip = self.skip, 0
-        return itertools.islice(iter(self.sampler), skip, None)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-class GuardedImages(torch.utils.data.Dataset):
-    """Turns the zoo's errors (an unreadable image, any DataError of a plugin's dataset) into data
-    instead of an exception inside a loader worker, which the DataLoader would re-raise as a
-    multi-line traceback: :func:`collate_guarded` passes the error on, and the trainer raises it
-    as the same one line as without workers. With ``skip_bad`` the next readable pair is used
-    instead of an unreadable one and the skipped files travel with the batch, to be counted."""
-
-    def __init__(self, dataset: PairedDataset, skip_bad: bool) -> None:
-        self.dataset = dataset
-        self.info = dataset.info
-        self.skip_bad = skip_bad
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        skipped = []
-        for offset in range(len(self.dataset)):
-            try:
-                return {**self.dataset[(index + offset) % len(self.dataset)], "skipped": skipped}
-            except BadImageError as error:
-                if not self.skip_bad:
-                    return {"error": error}
-                skipped.append(str(error.path))
-            except ZooError as error:
-                return {"error": error}
-        return {"error": BadImageError("(all)", "every image of the dataset is unreadable")}
-
-
-def collate_guarded(items: list[dict]) -> dict:
-    """:func:`collate_pairs`, passing on an error or the skipped files from :class:`GuardedImages`."""
-    for item in items:
-        if "error" in item:
-            return {"error": item["error"]}
-    skipped = [path for item in items for path in item.pop("skipped")]
-    return {**collate_pairs(items), "skipped": skipped}
-
-
-def with_skip_hint(error: BadImageError) -> BadImageError:
-    """An unreadable image's error as the trainer reports it: saying how to skip such files."""
-    return BadImageError(error.path, f"{error.reason} (--skip-bad skips unreadable images)")
-
-
-def raise_loader_error(batch: dict) -> None:
-    """Raise the error a guarded loader passed on in place of a batch (see :class:`GuardedImages`)."""
-    error = batch.get("error")
-    if isinstance(error, BadImageError):
-        raise with_skip_hint(error)
-    if error is not None:
-        raise error
 
 
 @dataclass
@@ -219,11 +136,11 @@ class Trainer:
     def _set_up(self, config: TrainConfig, resume: bool, max_steps: int | None, workers: int | None,
                 overwrite: bool) -> None:
         if resume:
-            config = self._saved_config(max_steps, workers, device=config.device)
+            config = saved_config(self.run_dir, max_steps, workers, device=config.device)
         self.config = config.validate()
         self.spec = resolve(config.spec)
         if self.ranks.is_main:
-            self._claim_run_dir(resume, overwrite)
+            self._lock, self._old_lock = claim_run_dir(self.run_dir, resume, overwrite)
 
         dataset = open_dataset(config.data, "train", **config.data_options)
         self.dataset = GuardedImages(dataset, config.skip_bad)
@@ -239,7 +156,7 @@ class Trainer:
         self.codec = open_codec(self.codec_name)
         torch.manual_seed(config.seed)  # the same initial weights for the same seed, on every rank
         self.models: Pix2Pix = self.spec.build(in_channels, out_channels)
-        self._check_sizes()
+        check_crop_size(config, self.spec, self.models.generator.size_multiple)
         try:
             self.augment = PairedAugment(
                 preprocess=config.preprocess, load_size=config.load_size, crop_size=config.crop_size,
@@ -247,10 +164,11 @@ class Trainer:
             )
         except ValueError as error:
             raise SpecError(str(error)) from None
-        self._check_batches_share_sizes()
+        check_batches_share_sizes(self.dataset, self.augment, config)
         self._check_a_batch_fits()
         self.cpu_tuning = self._tune_for_cpu()
-        self._place_models()
+        placed = place_models(self.models, self.spec, config, self.ranks, self.device, self.echo)
+        self.train_generator, self.train_discriminator, self.judge = placed.generator, placed.discriminator, placed.judge
         self.optimizer_g, self.optimizer_d = make_optimizers(
             self.models, config.lr, (config.beta1, config.beta2), config.optimizer_impl
         )
@@ -301,53 +219,6 @@ class Trainer:
         self._window_start = time.perf_counter()
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _saved_config(self, max_steps: int | None, workers: int | None, device: str) -> TrainConfig:
-        """The config a run to resume was started with (``max_steps`` and ``workers`` changed if
-        given, on ``device``), checked
-        key by key: a hand-edited config.json is refused in one line naming the key."""
-        if not self.run_dir.is_dir() or self.run_dir.is_symlink():
-            raise RunExists(f"cannot resume {self.run_dir}: it is not a run directory")
-        try:
-            saved = run_config(self.run_dir)
-        except RunExists as error:
-            raise ConfigFileError(f"cannot resume {self.run_dir}: {error}") from None
-        where = str(self.run_dir / CONFIG)
-        config = TrainConfig.from_dict(saved["config"], where)
-        try:
-            spec = str(resolve(config.spec))
-        except SpecError as error:
-            hint = missing_distributions_hint(saved.get("plugins"))
-            raise ConfigFileError(f"'spec' in {where}: {error}{hint}") from None
-        if spec != saved["canonical_spec"]:
-            raise ConfigFileError(
-                f"'spec' in {where} ({spec}) is not the run's spec ({saved['canonical_spec']}); a run's networks "
-                "cannot change: start a new run for another spec"
-            )
-        if max_steps is not None:
-            config.max_steps = max_steps
-        if workers is not None:
-            config.workers = workers
-        config.device = device
-        return config
-
-    def _claim_run_dir(self, resume: bool, overwrite: bool) -> None:
-        """Lock the run directory to resume, or check that a new run may be made or may replace what
-        is there (locking the run it replaces); writes nothing but the lock."""
-        check_run_target(self.run_dir)
-        if resume:
-            self._lock = RunLock(self.run_dir)
-            return
-        if not self.run_dir.exists():
-            return
-        if not overwrite:
-            raise RunExists(
-                f"run directory {self.run_dir} already exists; pass --resume {self.run_dir} to continue it "
-                "or --overwrite to start it again"
-            )
-        check_replaceable(self.run_dir)
-        if any(self.run_dir.iterdir()):
-            self._old_lock = RunLock(self.run_dir)
-
     def _prepare_run_dir(self, resume: bool) -> None:
         """Make the run directory (replacing the old one only now), or trim a resumed run's metrics
         to its checkpoint."""
@@ -394,33 +265,6 @@ class Trainer:
                 f"fit in the memory of {self.device}; use a smaller --load-size or --batch-size"
             ) from None
 
-    def _check_batches_share_sizes(self) -> None:
-        """With a preprocessing that keeps sizes (``none``, ``scale_width``), pairs that come out in
-        different sizes cannot share a training batch: refuse before anything is written, naming
-        two of them, rather than at some step of the run. Costs one header read per pair, and only
-        then; the resizing modes (the default) batch pairs of any sizes."""
-        if self.config.batch_size == 1 or not self.augment.keeps_sizes:
-            return
-        dataset = self.dataset.dataset
-        first: tuple[int, tuple[int, int]] | None = None
-        for index in range(len(dataset)):
-            try:
-                size = self.augment.output_size(*dataset.pair_size(index), train=True)
-            except BadImageError as error:
-                if self.config.skip_bad:
-                    continue
-                raise with_skip_hint(error) from None
-            if first is None:
-                first = index, size
-            elif size != first[1]:
-                names = [dataset[i]["name"] for i in (first[0], index)]
-                raise DataError(
-                    f"with --preprocess {self.config.preprocess} pairs keep their sizes, and {names[0]!r} and "
-                    f"{names[1]!r} come out {first[1][1]}x{first[1][0]} and {size[1]}x{size[0]}: they cannot share "
-                    f"a batch of {self.config.batch_size}; use --batch-size 1, or a preprocess mode that resizes "
-                    "them to one size (resize_and_crop, the default, or scale_width_and_crop)"
-                )
-
     def _tune_for_cpu(self) -> dict[str, Any] | None:
         """On a CPU in fp32 eager mode, :mod:`~pix2pix_zoo.engine.cpu_tuning`'s speed-ups (for the
         shape of the first training pair); what was done, or None where they do not apply."""
@@ -431,47 +275,6 @@ class Trainer:
             return None
         x, y = self._prepare(collate_guarded([self.dataset[0]]), None, train=False)
         return tune_for_cpu(self.models, x, y)
-
-    def _check_sizes(self) -> None:
-        multiple = self.models.generator.size_multiple
-        crop = self.config.crop_size
-        if "crop" in self.config.preprocess and crop % multiple:
-            larger = (crop // multiple + 1) * multiple
-            choices = f"{multiple} or {larger}" if crop > multiple else f"{multiple}"
-            raise SpecError(
-                f"crop size {crop} is not a multiple of {multiple}, the size multiple of "
-                f"{self.spec.generator}; use --crop-size {choices}, or a generator with a smaller multiple"
-            )
-
-    def _place_models(self) -> None:
-        models, config = self.models, self.config
-        modules = [m for m in (models.generator, models.discriminator) if m is not None]
-        if self.ranks.distributed:
-            for part, module in zip(self.spec.parts, modules):
-                if dict(part.options).get("norm") != "syncbatch":
-                    continue
-                if self.device.type != "cuda":  # torch's SyncBatchNorm runs on GPUs only
-                    self.echo(f"{part}: norm=syncbatch needs CUDA; each process normalises its own batch")
-                    continue
-                nn.SyncBatchNorm.convert_sync_batchnorm(module)  # in place: the root is never a norm
-        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        for module in modules:
-            module.to(self.device, memory_format=memory_format)
-        self.train_generator: nn.Module = models.generator
-        self.train_discriminator: nn.Module | None = models.discriminator
-        if self.ranks.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_generator = DDP(models.generator, device_ids=ids)
-            if models.discriminator is not None:
-                self.train_discriminator = DDP(models.discriminator, device_ids=ids)
-        self.judge = models.discriminator
-        if config.compile:
-            self.train_generator = torch.compile(self.train_generator)
-            if self.train_discriminator is not None:
-                self.train_discriminator = torch.compile(self.train_discriminator)
-                self.judge = torch.compile(models.discriminator)
 
     def _open_tensorboard(self) -> Any:
         if not self.ranks.is_main:
@@ -518,21 +321,8 @@ class Trainer:
 
     @functools.cached_property
     def _held_out_split(self) -> tuple[str, PairedDataset] | None:
-        """The held-out split (``--eval-split``, else test, else val) and its pairs, opened once; None
-        when the dataset has neither test nor val (a folder of your files may have only some). An
-        ``--eval-split`` that does not open is an error, not a run left unevaluated."""
-        if self.config.eval_split:
-            try:
-                return self.config.eval_split, open_dataset(self.config.data, self.config.eval_split,
-                                                            **self.config.data_options)
-            except DataError as error:
-                raise DataError(f"--eval-split {self.config.eval_split}: {error}") from None
-        for split in (s for s in EVAL_SPLITS if s in self.info.splits):
-            try:
-                return split, open_dataset(self.config.data, split, **self.config.data_options)
-            except DataError:
-                continue
-        return None
+        """The held-out split and its pairs, opened once (see :func:`~pix2pix_zoo.engine.finish.open_held_out`)."""
+        return open_held_out(self.config, self.info)
 
     def _announce_held_out(self) -> None:
         """Say at the start when the run will not be evaluated (it is said in report.html too)."""
@@ -785,52 +575,13 @@ class Trainer:
         save_translator(self.run_dir / "translator", generator, card)
         if evaluation is not None:
             write_json_atomic(self.run_dir / "eval.json", evaluation)
-        write_report(self.run_dir, str(self.spec), {**self._summary(), **self._evaluation_summary(evaluation)})
+        write_report(self.run_dir, str(self.spec), {**self._summary(), **evaluation_summary(evaluation, self.config.data)})
         return evaluation
 
-    def _evaluation_summary(self, evaluation: dict[str, Any] | None) -> dict[str, Any]:
-        if not evaluation:
-            return {"evaluation": NO_HELD_OUT.format(data=self.config.data)}
-        return {f"{name} ({evaluation['split']})": figures for name, figures in evaluation.items()
-                if isinstance(figures, dict)}
-
     def evaluate(self, generator: nn.Module) -> dict[str, Any] | None:
-        """Held-out L1, PSNR and SSIM of the translator and of two baselines on the same pairs: the
-        input returned unchanged (when channels allow) and the mean training target."""
-        held_out = self._held_out
-        if held_out is None:
+        """The held-out evaluation of ``generator`` (see :func:`~pix2pix_zoo.engine.finish.evaluate_held_out`);
+        None when the run has no held-out split."""
+        if self._held_out_split is None:
             return None
-        loader = DataLoader(GuardedImages(held_out, self.config.skip_bad), batch_size=8, collate_fn=collate_guarded)
-        mean_target = self._mean_training_target()
-
-        def candidates(x: Tensor, y: Tensor) -> dict[str, Tensor]:
-            outputs = {"translator": self._translate(generator, x),
-                       "mean training target": resized(mean_target, y.shape[2:]).expand_as(y)}
-            if x.shape == y.shape:
-                outputs["input unchanged"] = x
-            return outputs
-
-        # Pairs of one size at a time: a preprocessing that keeps sizes evaluates each at its own.
-        batches = (group for batch in loader for group in self._prepare_groups(batch, None, train=False))
-        torch.manual_seed(self.config.seed)
-        with inference_mode(generator, "paper"):
-            return evaluate_batches(batches, candidates, self._held_out_split[0]).summary()
-
-    def _mean_training_target(self) -> Tensor:
-        """The per-pixel mean of the training targets (prepared as for evaluation). Where the
-        preprocessing keeps sizes, targets are resized to the first one's size to be averaged, and
-        the mean to each held-out target's size to be compared."""
-        loader = DataLoader(self.dataset, batch_size=16, num_workers=self.config.workers, collate_fn=collate_guarded)
-        total, count = None, 0
-        for batch in loader:
-            for _, y, _ in self._prepare_groups(batch, None, train=False):
-                total = y.sum(0) if total is None else total + resized(y, total.shape[1:]).sum(0)
-                count += y.shape[0]
-        return (total / count).unsqueeze(0)
-
-
-def resized(images: Tensor, size: torch.Size) -> Tensor:
-    """``images`` at ``size`` (H, W): themselves when they have it, else resized bilinearly."""
-    if images.shape[2:] == size:
-        return images
-    return F.interpolate(images, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+        return evaluate_held_out(generator, self._held_out_split, self.dataset, self.config,
+                                 lambda batch: self._prepare_groups(batch, None, train=False), self._translate)

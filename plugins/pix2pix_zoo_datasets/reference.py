@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image
 
 from pix2pix_zoo.data.catalog import fetch_dataset
-from pix2pix_zoo.data.download import staged_directory
 from pix2pix_zoo.data.images import open_image
+from pix2pix_zoo.download import staged_directory
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.interfaces import DatasetInfo, PairedDataset, describe_dataset
 from pix2pix_zoo_datasets.folders import AlignedFolder

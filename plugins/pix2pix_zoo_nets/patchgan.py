@@ -14,8 +14,8 @@ not applied to the first C64 layer").
 import torch
 from torch import nn
 
+from pix2pix_zoo.components import Width
 from pix2pix_zoo.layers import Norm, check_width, conv_bias, init_weights, norm_layer
-from pix2pix_zoo.registry import Width
 
 
 class PixelDiscriminator(nn.Module):

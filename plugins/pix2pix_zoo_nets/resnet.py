@@ -10,8 +10,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from pix2pix_zoo.components import Width
 from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
-from pix2pix_zoo.registry import Width
 
 Padding = Literal["reflect", "replicate", "zero"]
 

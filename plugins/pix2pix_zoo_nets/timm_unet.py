@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pix2pix_zoo.components import External, Width, did_you_mean
 from pix2pix_zoo.errors import SpecError, ZooError
 from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
-from pix2pix_zoo.registry import External, Width, did_you_mean
 from pix2pix_zoo.weights import read_weights
 
 
@@ -272,7 +272,7 @@ def timm_unet(
     ``pretrained`` loads timm's pretrained encoder weights through the Hugging Face hub cache
     (nothing is downloaded when HF_HUB_OFFLINE is set); ``weights`` loads a local file of timm
     weights for that backbone instead (safetensors or a weights-only ``.pth``), pretrained or not.
-    Both are :class:`~pix2pix_zoo.registry.External`: a translator file rebuilds the network
+    Both are :class:`~pix2pix_zoo.components.External`: a translator file rebuilds the network
     without them, since its own weights replace the encoder's. ``ngf`` is the decoder's width at
     full resolution; ``norm`` the decoder's normalisation (the encoder keeps its own).
     """

@@ -21,7 +21,7 @@ from pix2pix_zoo_colorize import LabColorize
 from pix2pix_zoo.data.photos import hashed_split
 from typer.testing import CliRunner
 
-from pix2pix_zoo.catalog import find_translator
+from pix2pix_zoo.translators import find_translator
 from pix2pix_zoo.cli import make_app
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.errors import DataError

@@ -11,12 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pix2pix_zoo.errors import ZooError
+from pix2pix_zoo.pictures import to_unit
 from pix2pix_zoo.weights import read_weights
-
-
-def to_unit(images: Tensor) -> Tensor:
-    """[-1, 1] -> [0, 1], clamped (a generator's tanh output may touch the ends)."""
-    return ((images.float() + 1) / 2).clamp(0, 1)
 
 
 def image_metrics(output: Tensor, target: Tensor) -> dict[str, Tensor]:
