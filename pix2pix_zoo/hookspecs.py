@@ -65,7 +65,7 @@ def register_codecs(register):
 def register_translators(register):
     """Add pretrained translators to the catalog (``zoo list``, ``zoo pull``).
 
-    ``register(entry)`` takes a :class:`~pix2pix_zoo.catalog.TranslatorEntry` or a mapping with the
+    ``register(entry)`` takes a :class:`~pix2pix_zoo.translators.TranslatorEntry` or a mapping with the
     fields of a registry TOML file (``weights`` and ``metrics`` as nested mappings; see
     ``registry/README.md``) and validates it at once.
     """

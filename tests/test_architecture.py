@@ -22,6 +22,10 @@ BUILTIN_PLUGINS = ("pix2pix_zoo_nets", "pix2pix_zoo_datasets", "pix2pix_zoo_obje
 # helpers, never the command line, the trainer or the translator catalog.
 NOT_FOR_PLUGINS = ("pix2pix_zoo.cli", "pix2pix_zoo.engine", "pix2pix_zoo.translators", "pix2pix_zoo.translator",
                    "pix2pix_zoo.evaluation", "pix2pix_zoo.scaffold")
+SHARED_HELPERS = ("pix2pix_zoo.data", "pix2pix_zoo.pictures", "pix2pix_zoo.download", "pix2pix_zoo.layers",
+                  "pix2pix_zoo.weights", "pix2pix_zoo.devices", "pix2pix_zoo.home", "pix2pix_zoo.atomic",
+                  "pix2pix_zoo.spec", "pix2pix_zoo.plugins")
+LIBRARY = (*NOT_FOR_PLUGINS, "pix2pix_zoo.translator_file", "pix2pix_zoo.metrics", "pix2pix_zoo.testing")
 CORE_CONTRACTS = ("pix2pix_zoo.errors", "pix2pix_zoo.interfaces", "pix2pix_zoo.hookspecs", "pix2pix_zoo.components",
                   "pix2pix_zoo.layers")
 
@@ -136,6 +140,11 @@ def reachable(start: str, edges: list[Edge]) -> dict[str, list[str]]:
     return chains
 
 
+def within(module: str, packages: tuple[str, ...]) -> bool:
+    """Whether ``module`` is one of ``packages`` or inside one (``a.b`` is not inside ``a.bc``)."""
+    return any(module == package or module.startswith(f"{package}.") for package in packages)
+
+
 @pytest.fixture(scope="module")
 def edges() -> list[Edge]:
     return import_edges(modules_of(SOURCES))
@@ -172,7 +181,7 @@ def test_no_import_circles_among_the_zoos_modules(edges):
 def test_the_translator_and_its_catalog_use_nothing_of_the_trainer(edges, module):
     chains = reachable(module, edges)
     assert module in chains and len(chains) > 3  # the reader found its imports
-    into_engine = {name: chain for name, chain in chains.items() if name.startswith("pix2pix_zoo.engine")}
+    into_engine = {name: chain for name, chain in chains.items() if within(name, ("pix2pix_zoo.engine",))}
     assert not into_engine, f"{module} reaches the trainer: {' -> '.join(next(iter(into_engine.values())))}"
 
 
@@ -187,6 +196,15 @@ def test_the_plugin_host_knows_nothing_above_the_component_registry(edges):
     assert set(chains) == {"pix2pix_zoo.plugins", "pix2pix_zoo.hookspecs", "pix2pix_zoo.errors", "pix2pix_zoo.components"}
 
 
+def test_the_shared_helpers_use_nothing_of_the_library(edges):
+    helpers = [m for m in modules_of(SOURCES) if within(m, SHARED_HELPERS)]
+    assert len(helpers) > len(SHARED_HELPERS)  # data/ counts with its modules
+    for helper in helpers:
+        chains = reachable(helper, edges)
+        beyond = {name: chain for name, chain in chains.items() if within(name, LIBRARY)}
+        assert not beyond, f"{helper} reaches {' -> '.join(next(iter(beyond.values())))}"
+
+
 @pytest.mark.parametrize("contract", CORE_CONTRACTS)
 def test_the_core_contracts_import_only_each_other(edges, contract):
     outside = set(reachable(contract, edges)) - {contract, "pix2pix_zoo", *CORE_CONTRACTS}
@@ -195,7 +213,7 @@ def test_the_core_contracts_import_only_each_other(edges, contract):
 
 def test_nothing_but_the_command_line_imports_it(edges):
     into_cli = [(a, b, line) for a, b, line in edges
-                if b.startswith("pix2pix_zoo.cli") and not a.startswith(("pix2pix_zoo.cli", "pix2pix_zoo.__main__"))]
+                if within(b, ("pix2pix_zoo.cli",)) and not within(a, ("pix2pix_zoo.cli", "pix2pix_zoo.__main__"))]
     assert not into_cli
 
 
@@ -203,7 +221,7 @@ def test_nothing_but_the_command_line_imports_it(edges):
 def test_the_builtin_plugins_build_on_the_core_only(edges, plugin):
     chains = reachable(plugin, edges)
     assert any(name.startswith("pix2pix_zoo.") for name in chains)
-    beyond = {name: chain for name, chain in chains.items() if name.startswith(NOT_FOR_PLUGINS)}
+    beyond = {name: chain for name, chain in chains.items() if within(name, NOT_FOR_PLUGINS)}
     assert not beyond, f"{plugin} reaches {' -> '.join(next(iter(beyond.values())))}"
 
 
@@ -245,3 +263,17 @@ def test_a_plugin_written_against_the_old_names_still_registers(register_plugin,
 
     assert str(resolve("old_style_tiny(depth=3)+l1")) == "old_style_tiny(depth=3)+l1"
     sys.modules.pop("old_style_plugin", None)
+
+
+def test_contributings_map_names_every_module_of_the_package():
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    section = text[text.index("## How the pieces fit"):text.index("## Writing a plugin")]
+    package = SOURCES["pix2pix_zoo"]
+    names = [f"{path.name}/" if path.is_dir() else path.name for path in package.iterdir()
+             if (path.suffix == ".py" and path.name not in ("__init__.py", "__main__.py"))
+             or (path.is_dir() and (path / "__init__.py").is_file() and path.name != "plugin_template")]
+    names += [path.name for path in (package / "engine").glob("*.py") if path.name != "__init__.py"]
+    names += [path.name for path in (package / "translators").glob("*.py") if path.name != "__init__.py"]
+    assert len(names) > 30
+    missing = [name for name in names if name not in section]
+    assert not missing, f"CONTRIBUTING's map does not place {missing}"
