@@ -94,3 +94,13 @@ def pip(python: Path, *args: str, cwd: Path | None = None) -> subprocess.Complet
          "--quiet"],
         capture_output=True, text=True, cwd=cwd, timeout=600,
     )
+
+
+def assert_one_line(code: int, err: str, *fragments: str) -> None:
+    """A known error: exit code 1 and one ``error:`` line on stderr holding every fragment."""
+    lines = err.strip().splitlines()
+    assert code == 1, err[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    assert "unexpected" not in lines[0] and "Traceback" not in err, lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -21,7 +21,7 @@ BUILTIN_PLUGINS = ("pix2pix_zoo_nets", "pix2pix_zoo_datasets", "pix2pix_zoo_obje
 # What a plugin may build on (CONTRIBUTING, "How the pieces fit"): the contracts and the shared
 # helpers, never the command line, the trainer or the translator catalog.
 NOT_FOR_PLUGINS = ("pix2pix_zoo.cli", "pix2pix_zoo.engine", "pix2pix_zoo.translators", "pix2pix_zoo.translator",
-                   "pix2pix_zoo.evaluation", "pix2pix_zoo.scaffold")
+                   "pix2pix_zoo.evaluation", "pix2pix_zoo.scaffold", "pix2pix_zoo.experiments")
 SHARED_HELPERS = ("pix2pix_zoo.data", "pix2pix_zoo.pictures", "pix2pix_zoo.download", "pix2pix_zoo.layers",
                   "pix2pix_zoo.weights", "pix2pix_zoo.devices", "pix2pix_zoo.home", "pix2pix_zoo.atomic",
                   "pix2pix_zoo.spec", "pix2pix_zoo.plugins")
@@ -273,7 +273,8 @@ def test_contributings_map_names_every_module_of_the_package():
              if (path.suffix == ".py" and path.name not in ("__init__.py", "__main__.py"))
              or (path.is_dir() and (path / "__init__.py").is_file() and path.name != "plugin_template")]
     names += [path.name for path in (package / "engine").glob("*.py") if path.name != "__init__.py"]
-    names += [path.name for path in (package / "translators").glob("*.py") if path.name != "__init__.py"]
+    for room in ("translators", "experiments"):
+        names += [path.name for path in (package / room).glob("*.py") if path.name != "__init__.py"]
     assert len(names) > 30
     missing = [name for name in names if name not in section]
     assert not missing, f"CONTRIBUTING's map does not place {missing}"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_env, run_main, run_zoo, zoo_executable
+from helpers import assert_one_line, run_env, run_main, run_zoo, zoo_executable
 from safetensors.torch import load_file
 from test_trainer import TINY_SPEC, tiny_config
 
@@ -42,15 +42,6 @@ def contents(folder: Path) -> dict[str, bytes | None]:
     refused attempt to take the lock may touch."""
     return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
             for p in sorted(folder.rglob("*")) if p.name != LOCK}
-
-
-def assert_one_line(code: int, err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert code == 1, err[-2000:]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
-    assert "unexpected" not in lines[0] and "Traceback" not in err, lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,9 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
         *(f"pix2pix_zoo/{module}.py" for module in ("components", "pictures", "devices", "translator_file", "metrics",
                                                       "download", "moved")),
         "pix2pix_zoo/cli/translators.py",
+        "pix2pix_zoo/cli/sweep.py",
+        "pix2pix_zoo/experiments/__init__.py",
+        "pix2pix_zoo/experiments/sweep.py",
         *(f"pix2pix_zoo/plugin_template/{part}/{kind}.py.tmpl" for part in ("module", "tests")
           for kind in ("generator", "discriminator", "objective", "dataset", "codec")),
         "pix2pix_zoo/plugin_template/pyproject.toml.tmpl",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -25,6 +25,33 @@ def data_options(pairs: list[str]) -> dict[str, str]:
             raise SpecError(f"--data-opt {pair!r} is not KEY=VALUE")
         options[key.strip()] = value.strip()
     return options
+
+
+# Each zoo train option that is a setting of the run, and the TrainConfig field it sets.
+SETTING_OF_OPTION = {
+    "data": "data", "data_opt": "data_options", "direction": "direction", "epochs": "epochs",
+    "epochs_decay": "epochs_decay", "max_steps": "max_steps", "batch_size": "batch_size", "lr": "lr",
+    "preprocess": "preprocess", "load_size": "load_size", "crop_size": "crop_size", "no_flip": "flip", "seed": "seed",
+    "precision": "precision", "channels_last": "channels_last", "compile_": "compile", "cpu_tuning": "cpu_tuning",
+    "optimizer": "optimizer_impl", "ema_decay": "ema_decay", "workers": "workers", "device": "device",
+    "log_every": "log_every", "sample_every": "sample_every", "checkpoint_every": "checkpoint_every",
+    "skip_bad": "skip_bad", "eval_split": "eval_split",
+}
+
+
+def config_from_options(spec: str, **options: Any) -> TrainConfig:
+    """The run's settings from ``zoo train``'s options (by parameter name), checked."""
+    values = {SETTING_OF_OPTION[name]: value for name, value in options.items()}
+    values["data_options"] = data_options(values["data_options"])
+    values["flip"] = not values["flip"]  # the option is --no-flip
+    return TrainConfig(spec=spec, **values).validate()
+
+
+def typed_settings(ctx: typer.Context, config: TrainConfig) -> dict[str, Any]:
+    """The settings of ``config`` whose options the user typed, by field name."""
+    typed = set(given_options(ctx))
+    return {field: getattr(config, field) for param in ctx.command.params
+            if param.opts[0] in typed and (field := SETTING_OF_OPTION.get(param.name)) is not None}
 
 
 def given_options(ctx: typer.Context) -> list[str]:
@@ -91,14 +118,8 @@ def train(
     else:
         if spec is None:
             raise SpecError("give a SPEC, e.g. zoo train unet_256+patch70+l1cgan --data facades")
-        config = TrainConfig(
-            spec=canonical(spec), data=data, data_options=data_options(data_opt), direction=direction,
-            epochs=epochs, epochs_decay=epochs_decay, max_steps=max_steps, batch_size=batch_size, lr=lr,
-            preprocess=preprocess, load_size=load_size, crop_size=crop_size, flip=not no_flip, seed=seed,
-            precision=precision, channels_last=channels_last, compile=compile_, cpu_tuning=cpu_tuning, optimizer_impl=optimizer,
-            ema_decay=ema_decay, workers=workers, device=device, log_every=log_every, sample_every=sample_every,
-            checkpoint_every=checkpoint_every, skip_bad=skip_bad, eval_split=eval_split,
-        ).validate()
+        settings = {key: value for key, value in locals().items() if key in SETTING_OF_OPTION}
+        config = config_from_options(spec=canonical(spec), **settings)
         if runs.exists() and not runs.is_dir():
             raise SpecError(f"--runs {runs} is a file, not a folder of run directories")
         run_dir = runs / (name or run_name(config.spec, config.data))
