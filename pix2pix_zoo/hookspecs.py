@@ -72,5 +72,15 @@ def register_translators(register):
 
 
 @hookspec
+def register_recipes(register):
+    """Add sweep recipes (``zoo sweep --recipe NAME``).
+
+    ``register(name, text, summary="")`` takes a sweep file's TOML text (``[defaults]`` and
+    ``[[run]]`` tables; see :mod:`pix2pix_zoo.experiments.sweep`) and checks its form at once; the
+    runs are checked against the installed components when the recipe is used.
+    """
+
+
+@hookspec
 def register_commands(app):
     """Add commands to the ``zoo`` command line; ``app`` is the root ``typer.Typer``."""

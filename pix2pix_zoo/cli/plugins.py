@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from pix2pix_zoo.cli.output import print_json, print_table
+from pix2pix_zoo.experiments.recipes import plugin_recipes
 from pix2pix_zoo.plugins import plugin_records
 from pix2pix_zoo.scaffold import KINDS, new_plugin
 from pix2pix_zoo.translators import plugin_entries
@@ -24,6 +25,7 @@ def plugins(
     if context.invoked_subcommand is not None:
         return
     plugin_entries()  # the catalog's hooks note each plugin's translators in its record
+    plugin_recipes()  # and the recipes' hook its recipes
     records = plugin_records()
     if as_json:
         print_json([record.as_dict() for record in records])

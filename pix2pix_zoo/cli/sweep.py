@@ -22,6 +22,8 @@ def sweep(
     ctx: typer.Context,
     grid: Optional[str] = typer.Argument(None, metavar="GRID", help="A spec with {a,b} alternatives, e.g. 'unet+{patch16,patch70}+l1cgan'."),
     sweep_file: Optional[Path] = typer.Option(None, "--sweep", help="A TOML file listing the runs, instead of a GRID.", rich_help_panel="Sweep"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", help="A named sweep, e.g. paper-objectives (--list-recipes); typed options override its settings.", rich_help_panel="Sweep"),
+    list_recipes: bool = typer.Option(False, "--list-recipes", help="List the recipes (shipped and plugins') and exit.", rich_help_panel="Sweep"),
     name: Optional[str] = typer.Option(None, "--name", help="The sweep's folder under --runs (default: from the grid or the file).", rich_help_panel="Sweep"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs and write nothing.", rich_help_panel="Sweep"),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: run the K-th of N shares (a scheduler's array job).", rich_help_panel="Sweep"),
@@ -30,6 +32,7 @@ def sweep(
     **options: Any,
 ) -> None:
     """Train every run of a grid or sweep file; finished runs are skipped, interrupted ones resumed."""
+    from pix2pix_zoo.experiments.recipes import find_recipe
     from pix2pix_zoo.experiments.sweep import (
         check_sweep,
         file_sweep,
@@ -37,17 +40,25 @@ def sweep(
         parse_shard,
         run_sweep,
         shard_of,
+        text_sweep,
         write_manifest,
     )
 
-    if (grid is None) == (sweep_file is None):
-        raise SpecError("give a GRID (e.g. 'unet+{patch16,patch70}+l1cgan') or --sweep FILE, not both")
+    if list_recipes:
+        _print_recipes(as_json)
+        return
+    if sum(source is not None for source in (grid, sweep_file, recipe)) != 1:
+        raise SpecError("give one of a GRID (e.g. 'unet+{patch16,patch70}+l1cgan'), --sweep FILE or --recipe NAME")
     settings = {key: value for key, value in options.items() if key in train_command.SETTING_OF_OPTION}
     base = train_command.config_from_options(spec=train_command.DEFAULTS.spec, **settings)
+    typed = train_command.typed_settings(ctx, base)
     if grid is not None:
         plan = grid_sweep(grid, base, name)
+    elif sweep_file is not None:
+        plan = file_sweep(sweep_file, base, name, overrides=typed)
     else:
-        plan = file_sweep(sweep_file, base, name, overrides=train_command.typed_settings(ctx, base))
+        found = find_recipe(recipe)
+        plan = text_sweep(found.text, f"recipe {found.name}", found.name, base, name, overrides=typed)
     chosen = shard_of(plan.runs, parse_shard(shard) if shard else None)
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
     if devices is not None and not device_list:
@@ -77,6 +88,17 @@ def sweep(
     if failed:
         raise ZooError(f"{len(failed)} of {len(outcomes)} runs failed ({', '.join(failed)}); run the same command "
                        "again to retry them (finished runs are skipped)")
+
+
+def _print_recipes(as_json: bool) -> None:
+    from pix2pix_zoo.experiments.recipes import list_recipes
+
+    recipes = list_recipes().values()
+    if as_json:
+        print_json([{"name": r.name, "runs": r.runs, "summary": r.summary, "origin": r.origin} for r in recipes])
+        return
+    print_table("recipes (zoo sweep --recipe NAME)", ["name", "runs", "from", "summary"],
+                [[r.name, str(r.runs), r.origin, r.summary] for r in recipes], wrap=("summary",))
 
 
 def _figure(evaluation: dict[str, Any] | None, key: str) -> str:

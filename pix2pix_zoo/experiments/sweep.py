@@ -154,37 +154,57 @@ def file_sweep(path: Path, base: TrainConfig, name: str | None = None,
     """The runs of a sweep file (see the module's docstring) over ``base``'s settings; ``overrides``
     (the options typed on the command line) over the file's, for every run."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ZooError(f"cannot read the sweep file {path}: {error.strerror or error}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise SpecError(f"{path} is not a valid sweep file: {first_line(error)}") from None
-    unknown = sorted(set(data) - {"name", "defaults", "run"})
+    return text_sweep(text, str(path), path.stem, base, name, overrides)
+
+
+def read_sweep_text(text: str, where: str) -> dict[str, Any]:
+    """A sweep file's TOML, its fields checked (``name``, ``summary``, ``[defaults]``, ``[[run]]``)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise SpecError(f"{where} is not a valid sweep file: {first_line(error)}") from None
+    unknown = sorted(set(data) - {"name", "summary", "defaults", "run"})
     if unknown:
-        raise SpecError(f"{path}: {unknown[0]!r} is not a sweep file field (name, defaults, [[run]])")
-    defaults, entries = data.get("defaults", {}), data.get("run", [])
-    if not isinstance(defaults, Mapping):
-        raise SpecError(f"{path}: [defaults] must be a table of zoo train settings")
+        raise SpecError(f"{where}: {unknown[0]!r} is not a sweep file field (name, summary, [defaults], [[run]])")
+    entries = data.get("run", [])
     if not isinstance(entries, list) or not entries or not all(isinstance(e, Mapping) for e in entries):
-        raise SpecError(f"{path}: give the runs as [[run]] tables, each with a spec")
-    shared = _with_settings(base, {**defaults, **(overrides or {})}, f"[defaults] of {path}")
+        raise SpecError(f"{where}: give the runs as [[run]] tables, each with a spec")
+    if not isinstance(data.get("defaults", {}), Mapping):
+        raise SpecError(f"{where}: [defaults] must be a table of zoo train settings")
+    if not isinstance(data.get("summary", ""), str):
+        raise SpecError(f"{where}: summary must be a string")
+    return data
+
+
+def text_sweep(text: str, where: str, default_name: str, base: TrainConfig, name: str | None = None,
+               overrides: Mapping[str, Any] | None = None) -> Sweep:
+    """The runs of a sweep file's text; ``where`` names it in errors and in the manifest;
+    ``default_name`` is the sweep's name unless ``name`` or the file gives one."""
+    data = read_sweep_text(text, where)
+    typed = dict(overrides or {})
+    shared = _with_settings(base, {**data.get("defaults", {}), **typed}, f"[defaults] of {where}")
     runs = []
-    for number, entry in enumerate(entries, 1):
-        where = f"run {number} of {path}"
+    for number, entry in enumerate(data["run"], 1):
+        run_where = f"run {number} of {where}"
         settings = dict(entry)
         run_folder = settings.pop("name", None)
         if "spec" not in settings:
-            raise SpecError(f"{where} has no spec")
-        config = _with_settings(shared, {**settings, **(overrides or {})}, where)
+            raise SpecError(f"{run_where} has no spec")
+        config = _with_settings(shared, {**settings, **typed}, run_where)
         try:
             config = dataclasses.replace(config, spec=canonical(config.spec))
         except SpecError as error:
-            raise SpecError(f"{where}: {first_line(error)}") from None
+            raise SpecError(f"{run_where}: {first_line(error)}") from None
         if run_folder is not None and not (isinstance(run_folder, str) and NAME.fullmatch(run_folder)):
-            raise SpecError(f"{where}: name must be a folder name (letters, digits, _+.=-), not {run_folder!r}")
+            raise SpecError(f"{run_where}: name must be a folder name (letters, digits, _+.=-), not {run_folder!r}")
         runs.append(SweepRun(run_folder or run_name(config.spec, config.data), config))
-    sweep_name = name or data.get("name") or path.stem
-    return Sweep(_checked_name(sweep_name, f"{path}: name"), _distinct(runs), str(path))
+    sweep_name = name or data.get("name") or default_name
+    return Sweep(_checked_name(sweep_name, f"{where}: name"), _distinct(runs), where)
 
 
 def _with_settings(config: TrainConfig, settings: Mapping[str, Any], where: str) -> TrainConfig:
