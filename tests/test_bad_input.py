@@ -36,6 +36,7 @@ def place(tmp_path_factory):
     for index, size in enumerate([(32, 32), (45, 29)]):
         Image.new("RGB", size, (40 * index, 90, 200)).save(root / "images" / f"in{index}.png")
     (root / "plain.txt").write_text("a file, not a folder\n")
+    (root / "clash.toml").write_text(f'[[run]]\nspec = "{SPEC}"\nname = "tiny"\n')  # runs/tiny has other settings
     (root / "garbage.safetensors").write_bytes(os.urandom(300))
     (root / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
     broken = root / "runs" / "broken"
@@ -111,6 +112,19 @@ PROBES = [
                                     "--data-opt", "count=2", "--output", "{missing/dir/x.json}"]),
     ("eval-unknown-dataset", ["eval", "{runs/tiny}", "--data", "no_such_dataset"]),
     ("eval-garbage-model", ["eval", "{garbage.safetensors}", "--data", "synthfacades"]),
+    ("sweep-nothing-to-run", ["sweep", *TRAIN]),
+    ("sweep-unclosed-brace", ["sweep", "unet+{patch16,patch70+l1cgan", *TRAIN]),
+    ("sweep-huge-grid", ["sweep", "unet(ngf={1,2,3,4,5,6,7,8,9,10})" * 5 + "+l1", *TRAIN]),
+    ("sweep-bad-alternative", ["sweep", "unet_128(ngf=8)+{patch70,patch71}+l1cgan", *TRAIN]),
+    ("sweep-runs-is-file", ["sweep", SPEC, *TRAIN, "--runs", "{plain.txt}"]),
+    ("sweep-bad-shard", ["sweep", SPEC, *TRAIN, "--shard", "3/2"]),
+    ("sweep-no-devices", ["sweep", SPEC, *TRAIN, "--devices", ","]),
+    ("sweep-missing-device", ["sweep", SPEC, *TRAIN, "--devices", "cpu,cuda:7"]),
+    ("sweep-name-escapes", ["sweep", SPEC, *TRAIN, "--name", "../up"]),
+    ("sweep-file-missing", ["sweep", "--sweep", "{no_such.toml}", *TRAIN]),
+    ("sweep-file-garbage", ["sweep", "--sweep", "{garbage.png}", *TRAIN]),
+    ("sweep-file-other-settings", ["sweep", "--sweep", "{clash.toml}", *TRAIN, "--runs", "{.}", "--name", "runs"]),
+    ("sweep-unknown-recipe", ["sweep", "--recipe", "no-such-recipe"]),
 ]
 
 # Probes that need $ZOO_HOME itself to be hostile: (id, arguments).

@@ -72,7 +72,7 @@ def sweep(
             print_table(f"{len(rows)} of {len(plan.runs)} runs, in {plan.folder(runs_dir)}/", ["spec", "run folder"],
                         [[row["spec"], row["name"]] for row in rows], wrap=("spec", "run folder"))
         return
-    check_sweep(plan, runs_dir)
+    check_sweep(plan, runs_dir, device_list)
     manifest = write_manifest(plan, runs_dir)
     typer.echo(f"sweep {plan.name}: {len(chosen)} of {len(plan.runs)} runs here; manifest {manifest}", err=True)
     outcomes = run_sweep(chosen, plan.folder(runs_dir), devices=device_list, progress=options["progress"],

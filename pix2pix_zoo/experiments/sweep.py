@@ -42,6 +42,7 @@ import torch
 
 from pix2pix_zoo.atomic import write_json_atomic
 from pix2pix_zoo.data import open_dataset
+from pix2pix_zoo.devices import pick_device
 from pix2pix_zoo.engine.config import ConfigFileError, TrainConfig
 from pix2pix_zoo.engine.rundir import CONFIG, check_run_target, run_config
 from pix2pix_zoo.engine.setup import check_crop_size, run_name
@@ -128,7 +129,7 @@ def grid_sweep(grid: str, base: TrainConfig, name: str | None = None) -> Sweep:
         except SpecError as error:
             raise SpecError(f"in grid {grid!r}: {first_line(error)}") from None
         runs.append(SweepRun(run_name(written, base.data), dataclasses.replace(base, spec=written)))
-    return Sweep(name or default_sweep_name(grid), _distinct(runs), grid)
+    return Sweep(_checked_name(name, "--name") if name is not None else default_sweep_name(grid), _distinct(runs), grid)
 
 
 def without_unused_discriminator(spec: str) -> str:
@@ -203,8 +204,9 @@ def text_sweep(text: str, where: str, default_name: str, base: TrainConfig, name
         if run_folder is not None and not (isinstance(run_folder, str) and NAME.fullmatch(run_folder)):
             raise SpecError(f"{run_where}: name must be a folder name (letters, digits, _+.=-), not {run_folder!r}")
         runs.append(SweepRun(run_folder or run_name(config.spec, config.data), config))
-    sweep_name = name or data.get("name") or default_name
-    return Sweep(_checked_name(sweep_name, f"{where}: name"), _distinct(runs), where)
+    if name is not None:
+        return Sweep(_checked_name(name, "--name"), _distinct(runs), where)
+    return Sweep(_checked_name(data.get("name") or default_name, f"{where}: name"), _distinct(runs), where)
 
 
 def _with_settings(config: TrainConfig, settings: Mapping[str, Any], where: str) -> TrainConfig:
@@ -257,10 +259,12 @@ def shard_of(runs: Iterable[SweepRun], shard: tuple[int, int] | None) -> list[Sw
 
 
 # -- checking and running ----------------------------------------------------------------------------
-def check_sweep(sweep: Sweep, runs_dir: Path) -> None:
-    """Check every run before anything is written: its settings, its spec against the crop size,
-    its data (each dataset opened once), its folder, and a manifest already there (the same sweep
-    or none). A ZooError naming the run otherwise."""
+def check_sweep(sweep: Sweep, runs_dir: Path, devices: list[str] | None = None) -> None:
+    """Check every run before anything is written: the devices it will run on, its settings, its
+    spec against the crop size, its data (each dataset opened once), its folder, and a manifest
+    already there (the same sweep or none). A ZooError naming the run otherwise."""
+    for device in devices or sorted({run.config.device for run in sweep.runs}):
+        pick_device(device)
     folder = sweep.folder(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
         raise SpecError(f"--runs {runs_dir} is a file, not a folder of run directories")
