@@ -125,6 +125,10 @@ PROBES = [
     ("sweep-file-garbage", ["sweep", "--sweep", "{garbage.png}", *TRAIN]),
     ("sweep-file-other-settings", ["sweep", "--sweep", "{clash.toml}", *TRAIN, "--runs", "{.}", "--name", "runs"]),
     ("sweep-unknown-recipe", ["sweep", "--recipe", "no-such-recipe"]),
+    ("compare-missing-run", ["compare"]),
+    ("compare-not-a-run", ["compare", "{plain.txt}"]),
+    ("compare-no-such-folder", ["compare", "{runs/nothing}"]),
+    ("compare-broken-config", ["compare", "{runs/badconfig}"]),
 ]
 
 # Probes that need $ZOO_HOME itself to be hostile: (id, arguments).

@@ -71,6 +71,8 @@ def test_wheel_carries_plugins_registry_and_entry_points(wheel):
         "pix2pix_zoo/experiments/__init__.py",
         "pix2pix_zoo/experiments/sweep.py",
         "pix2pix_zoo/experiments/recipes.py",
+        "pix2pix_zoo/experiments/compare.py",
+        "pix2pix_zoo/cli/compare.py",
         *(f"pix2pix_zoo/experiments/recipes/paper-{table}.toml" for table in ("objectives", "generators", "discriminators")),
         *(f"pix2pix_zoo/plugin_template/{part}/{kind}.py.tmpl" for part in ("module", "tests")
           for kind in ("generator", "discriminator", "objective", "dataset", "codec")),

@@ -27,7 +27,7 @@ def _print_version(value: bool) -> None:
 
 def make_app() -> typer.Typer:
     """The root app with the built-in commands and every plugin's ``register_commands``."""
-    from pix2pix_zoo.cli import components, data, evaluate, info, plugins, sweep, train, translate, translators
+    from pix2pix_zoo.cli import compare, components, data, evaluate, info, plugins, sweep, train, translate, translators
     from pix2pix_zoo.plugins import get_host
 
     app = typer.Typer(
@@ -52,6 +52,7 @@ def make_app() -> typer.Typer:
     app.add_typer(data.app, name="data")
     app.command("train")(train.train)
     app.command("sweep")(sweep.sweep)
+    app.command("compare")(compare.compare)
     app.command("list")(translators.list_translators)
     app.command("pull")(translators.pull)
     app.command("publish")(translators.publish)
