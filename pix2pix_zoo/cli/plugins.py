@@ -9,10 +9,8 @@ from typing import Optional
 import typer
 
 from pix2pix_zoo.cli.output import print_json, print_table
-from pix2pix_zoo.experiments.recipes import plugin_recipes
 from pix2pix_zoo.plugins import plugin_records
 from pix2pix_zoo.scaffold import KINDS, new_plugin
-from pix2pix_zoo.translators import plugin_entries
 
 app = typer.Typer(add_completion=False, invoke_without_command=True)
 
@@ -24,6 +22,9 @@ def plugins(
     """List the loaded plugins: distribution, version and the components each registered."""
     if context.invoked_subcommand is not None:
         return
+    from pix2pix_zoo.experiments.recipes import plugin_recipes
+    from pix2pix_zoo.translators import plugin_entries
+
     plugin_entries()  # the catalog's hooks note each plugin's translators in its record
     plugin_recipes()  # and the recipes' hook its recipes
     records = plugin_records()

@@ -8,6 +8,8 @@ training target; then it exports the translator with these figures on its card.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -26,6 +28,7 @@ from pix2pix_zoo.translator import inference_mode
 NO_HELD_OUT = ("{data!r} has no held-out split (test or val), so this run is not evaluated and writes no "
                "eval.json; pass --eval-split SPLIT to evaluate on another split")
 EVAL_SPLITS = ("test", "val")
+EVALUATION = "eval.json"
 
 PreparedGroups = Callable[[dict], list[tuple[Tensor, Tensor, list[str]]]]
 """A loader batch -> (input, target, names) of each size in it, prepared for evaluation on the device."""
@@ -98,3 +101,12 @@ def evaluation_summary(evaluation: dict[str, Any] | None, data: str) -> dict[str
         return {"evaluation": NO_HELD_OUT.format(data=data)}
     return {f"{name} ({evaluation['split']})": figures for name, figures in evaluation.items()
             if isinstance(figures, dict)}
+
+
+def saved_evaluation(run_dir: Path) -> dict[str, Any] | None:
+    """A finished run's held-out figures (its eval.json); None where it has none or they do not read."""
+    try:
+        evaluation = json.loads((run_dir / EVALUATION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return evaluation if isinstance(evaluation, dict) else None

@@ -54,7 +54,13 @@ from pix2pix_zoo.engine.checkpoint import (
 )
 from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu
-from pix2pix_zoo.engine.finish import NO_HELD_OUT, evaluate_held_out, evaluation_summary, open_held_out
+from pix2pix_zoo.engine.finish import (
+    EVALUATION,
+    NO_HELD_OUT,
+    evaluate_held_out,
+    evaluation_summary,
+    open_held_out,
+)
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
 from pix2pix_zoo.engine.loading import GuardedImages, SkippingSampler, collate_guarded, raise_loader_error
 from pix2pix_zoo.engine.report import write_report
@@ -574,7 +580,7 @@ class Trainer:
         )
         save_translator(self.run_dir / "translator", generator, card)
         if evaluation is not None:
-            write_json_atomic(self.run_dir / "eval.json", evaluation)
+            write_json_atomic(self.run_dir / EVALUATION, evaluation)
         write_report(self.run_dir, str(self.spec), {**self._summary(), **evaluation_summary(evaluation, self.config.data)})
         return evaluation
 

@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pix2pix_zoo.engine.rundir import CONFIG, METRICS, read_metrics
+from pix2pix_zoo.engine.finish import saved_evaluation
+from pix2pix_zoo.engine.rundir import CONFIG, METRICS, read_metrics, run_config
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
 from pix2pix_zoo.experiments.sweep import MANIFEST
 from pix2pix_zoo.spec import describe
@@ -72,28 +73,18 @@ def run_directories(paths: list[Path]) -> list[Path]:
     return found
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def run_row(run_dir: Path) -> RunRow:
     """One run's row, from its config.json, metrics.jsonl, eval.json and translator."""
-    saved = _read_json(run_dir / CONFIG)
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise ZooError(f"{run_dir / CONFIG} is not a run's config")
+    saved = run_config(run_dir)
     config = saved["config"]
-    evaluation = _read_json(run_dir / "eval.json")
-    evaluation = evaluation if isinstance(evaluation, dict) else None
+    evaluation = saved_evaluation(run_dir)
     translator = run_dir / "translator" / WEIGHTS_FILE
     card = read_card(translator) if translator.is_file() else None
     where = {"data": config.get("data"), "options": config.get("data_options"),
              "direction": card.direction if card else config.get("direction")}
     if evaluation:
         where |= {"split": evaluation.get("split"), "pairs": evaluation.get("pairs")}
-    row = RunRow(str(run_dir), str(saved.get("canonical_spec", config.get("spec"))),
+    row = RunRow(str(run_dir), saved["canonical_spec"],
                  json.dumps(where, sort_keys=True, default=str) if evaluation else "not evaluated")
     if card is not None:
         try:

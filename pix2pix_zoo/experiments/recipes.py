@@ -10,7 +10,6 @@ and schedule; options typed on the command line override them for every run (``-
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
@@ -31,10 +30,7 @@ class Recipe:
     text: str
     summary: str
     origin: str  # "shipped" or the plugin's name
-
-    @property
-    def runs(self) -> int:
-        return len(tomllib.loads(self.text)["run"])
+    runs: int
 
 
 def _checked(name: object, text: object, summary: object, origin: str) -> Recipe:
@@ -47,7 +43,7 @@ def _checked(name: object, text: object, summary: object, origin: str) -> Recipe
     summary = summary or data.get("summary", "")
     if not isinstance(summary, str):
         raise SpecError(f"{where}: summary must be a string")
-    return Recipe(name, text, summary, origin)
+    return Recipe(name, text, summary, origin, len(data["run"]))
 
 
 def shipped_recipes() -> list[Recipe]:

@@ -44,6 +44,7 @@ from pix2pix_zoo.atomic import write_json_atomic
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.devices import pick_device
 from pix2pix_zoo.engine.config import ConfigFileError, TrainConfig
+from pix2pix_zoo.engine.finish import saved_evaluation
 from pix2pix_zoo.engine.rundir import CONFIG, check_run_target, run_config
 from pix2pix_zoo.engine.setup import check_crop_size, run_name
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
@@ -374,7 +375,7 @@ def run_one(run: SweepRun, run_dir: Path, *, device: str | None = None, progress
     try:
         status = run_status(run, run_dir)
         if status == "finished":
-            return RunOutcome(run.name, run.config.spec, "skipped", _saved_evaluation(run_dir))
+            return RunOutcome(run.name, run.config.spec, "skipped", saved_evaluation(run_dir))
         config = dataclasses.replace(run.config, device=device) if device else run.config
         options = {"progress": progress} | ({"echo": echo} if echo else {})
         if status == "interrupted":
@@ -387,13 +388,6 @@ def run_one(run: SweepRun, run_dir: Path, *, device: str | None = None, progress
                           result.evaluation)
     except ZooError as error:
         return RunOutcome(run.name, run.config.spec, "failed", error=first_line(error))
-
-
-def _saved_evaluation(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def run_sweep(runs: list[SweepRun], folder: Path, *, devices: list[str] | None = None, progress: bool = True,
