@@ -104,3 +104,65 @@ def assert_one_line(code: int, err: str, *fragments: str) -> None:
     assert "unexpected" not in lines[0] and "Traceback" not in err, lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+# What a page shows once loaded, as a headless browser sees it: every picture decoded (its natural
+# size) and every chart laid out (its box), the texts of the table cells and of the charts.
+PAGE_PROBE = """
+window.addEventListener('load', () => {
+  const box = (e) => { const b = e.getBoundingClientRect(); return [Math.round(b.width), Math.round(b.height)]; };
+  const seen = {
+    images: [...document.images].map((i) => ({complete: i.complete, width: i.naturalWidth, height: i.naturalHeight,
+                                             shown: box(i)})),
+    charts: [...document.querySelectorAll('svg')].map((s) => ({box: box(s),
+      texts: [...s.querySelectorAll('text')].map((t) => t.textContent.trim()).filter((t) => t)})),
+    headers: [...document.querySelectorAll('th')].map((t) => t.textContent.trim()),
+    cells: [...document.querySelectorAll('td')].map((t) => t.textContent.trim()),
+  };
+  document.body.setAttribute('data-probe', JSON.stringify(seen));
+});
+"""
+
+
+def chromium() -> str | None:
+    """Debian's headless Chromium (``.ci/run`` installs it); None where it is not installed."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def render_in_chromium(page: Path, tmp_path: Path) -> dict:
+    """Load a copy of ``page`` in headless Chromium with :data:`PAGE_PROBE` added, and return what
+    the probe saw. The page itself is not changed."""
+    import html
+    import json
+    import re
+
+    browser = chromium()
+    if browser is None:
+        raise RuntimeError("chromium is not installed (apt-get install -y chromium)")
+    probed = tmp_path / f"probed-{page.name}"
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", f"<script>{PAGE_PROBE}</script></body>"),
+                      encoding="utf-8")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+         f"--user-data-dir={tmp_path / 'chromium-profile'}", "--dump-dom", probed.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    found = re.search(r'data-probe="([^"]*)"', result.stdout)
+    if found is None:
+        raise AssertionError(f"the page did not load in chromium (exit {result.returncode}): {result.stderr[-2000:]}")
+    return json.loads(html.unescape(found.group(1)))
+
+
+def random_lpips_weights(path: Path) -> Path:
+    """A made-up LPIPS weights file (seeded): torchvision's AlexNet features under their own names
+    and five linear heads as the lpips package names them. It scores nothing well; it lets a test
+    show an LPIPS column without weights from the internet."""
+    import torch
+    from safetensors.torch import save_file
+    from torchvision.models import alexnet
+
+    torch.manual_seed(0)
+    features = {f"features.{key}": value for key, value in alexnet(weights=None).features.state_dict().items()}
+    heads = {f"lin{k}.model.1.weight": torch.rand(1, channels, 1, 1) for k, channels in enumerate((64, 192, 384, 256, 256))}
+    save_file(features | heads, str(path))
+    return path

@@ -22,10 +22,11 @@ BUILTIN_PLUGINS = ("pix2pix_zoo_nets", "pix2pix_zoo_datasets", "pix2pix_zoo_obje
 # helpers, never the command line, the trainer or the translator catalog.
 NOT_FOR_PLUGINS = ("pix2pix_zoo.cli", "pix2pix_zoo.engine", "pix2pix_zoo.translators", "pix2pix_zoo.translator",
                    "pix2pix_zoo.evaluation", "pix2pix_zoo.scaffold", "pix2pix_zoo.experiments")
-SHARED_HELPERS = ("pix2pix_zoo.data", "pix2pix_zoo.pictures", "pix2pix_zoo.download", "pix2pix_zoo.layers",
-                  "pix2pix_zoo.weights", "pix2pix_zoo.devices", "pix2pix_zoo.home", "pix2pix_zoo.atomic",
-                  "pix2pix_zoo.spec", "pix2pix_zoo.plugins")
-LIBRARY = (*NOT_FOR_PLUGINS, "pix2pix_zoo.translator_file", "pix2pix_zoo.metrics", "pix2pix_zoo.testing")
+SHARED_HELPERS = ("pix2pix_zoo.data", "pix2pix_zoo.pictures", "pix2pix_zoo.charts", "pix2pix_zoo.download",
+                  "pix2pix_zoo.layers", "pix2pix_zoo.weights", "pix2pix_zoo.devices", "pix2pix_zoo.home",
+                  "pix2pix_zoo.atomic", "pix2pix_zoo.spec", "pix2pix_zoo.plugins")
+LIBRARY = (*NOT_FOR_PLUGINS, "pix2pix_zoo.translator_file", "pix2pix_zoo.metrics", "pix2pix_zoo.perceptual",
+           "pix2pix_zoo.testing")
 CORE_CONTRACTS = ("pix2pix_zoo.errors", "pix2pix_zoo.interfaces", "pix2pix_zoo.hookspecs", "pix2pix_zoo.components",
                   "pix2pix_zoo.layers")
 

@@ -14,8 +14,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import run_main, run_zoo
 from PIL import Image
+from safetensors.torch import save_file
 from test_trainer import tiny_config
 
 from pix2pix_zoo.cli import make_app
@@ -39,6 +41,9 @@ def place(tmp_path_factory):
     (root / "clash.toml").write_text(f'[[run]]\nspec = "{SPEC}"\nname = "tiny"\n')  # runs/tiny has other settings
     (root / "garbage.safetensors").write_bytes(os.urandom(300))
     (root / "garbage.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    # LPIPS weights of the wrong shapes: a head and an AlexNet layer (see pix2pix_zoo.perceptual).
+    save_file({"lin0.model.1.weight": torch.zeros(1, 3, 1, 1), "features.0.weight": torch.zeros(2)},
+              str(root / "wrong-lpips.safetensors"))
     broken = root / "runs" / "broken"
     shutil.copytree(run, broken)
     (broken / "checkpoints" / "latest").write_bytes(b"\xff\xfe\x00\x81binary")
@@ -51,6 +56,10 @@ def place(tmp_path_factory):
     (root / "home").mkdir()
     return root
 
+
+# Bad --lpips-weights files: (id, path).
+LPIPS_WEIGHTS = [("missing", "{no_such.safetensors}"), ("folder", "{images}"), ("garbage", "{garbage.safetensors}"),
+                 ("wrong-shapes", "{wrong-lpips.safetensors}")]
 
 # (id, arguments): each must be refused in one line with exit code 1. "{x}" is a path under the probe folder.
 PROBES = [
@@ -91,6 +100,7 @@ PROBES = [
     ("train-resume-binary-latest", ["train", "--resume", "{runs/broken}", "--max-steps", "3"]),
     ("train-resume-bad-config", ["train", "--resume", "{runs/badconfig}", "--max-steps", "3"]),
     ("train-resume-with-other-options", ["train", "--resume", "{runs/tiny}", "--batch-size", "4"]),
+    *[(f"train-lpips-{what}", ["train", SPEC, *TRAIN, "--lpips-weights", weights]) for what, weights in LPIPS_WEIGHTS],
     ("list-unknown-option", ["list", "--no-such-option"]),
     ("pull-unknown", ["pull", "no_such_translator"]),
     ("publish-missing-run", ["publish", "{runs/nothing}"]),
@@ -112,6 +122,9 @@ PROBES = [
                                     "--data-opt", "count=2", "--output", "{missing/dir/x.json}"]),
     ("eval-unknown-dataset", ["eval", "{runs/tiny}", "--data", "no_such_dataset"]),
     ("eval-garbage-model", ["eval", "{garbage.safetensors}", "--data", "synthfacades"]),
+    *[(f"eval-lpips-{what}", ["eval", "{runs/tiny}", "--data", "synthfacades", "--data-opt", "size=32",
+                              "--data-opt", "count=2", "--lpips-weights", weights])
+      for what, weights in LPIPS_WEIGHTS],
     ("sweep-nothing-to-run", ["sweep", *TRAIN]),
     ("sweep-unclosed-brace", ["sweep", "unet+{patch16,patch70+l1cgan", *TRAIN]),
     ("sweep-huge-grid", ["sweep", "unet(ngf={1,2,3,4,5,6,7,8,9,10})" * 5 + "+l1", *TRAIN]),
@@ -125,10 +138,18 @@ PROBES = [
     ("sweep-file-garbage", ["sweep", "--sweep", "{garbage.png}", *TRAIN]),
     ("sweep-file-other-settings", ["sweep", "--sweep", "{clash.toml}", *TRAIN, "--runs", "{.}", "--name", "runs"]),
     ("sweep-unknown-recipe", ["sweep", "--recipe", "no-such-recipe"]),
+    ("sweep-lpips-garbage", ["sweep", SPEC, *TRAIN, "--lpips-weights", "{garbage.safetensors}"]),
     ("compare-missing-run", ["compare"]),
     ("compare-not-a-run", ["compare", "{plain.txt}"]),
     ("compare-no-such-folder", ["compare", "{runs/nothing}"]),
     ("compare-broken-config", ["compare", "{runs/badconfig}"]),
+    ("compare-translator-without-data", ["compare", "{runs/tiny}", "{garbage.safetensors}"]),
+    ("compare-garbage-translator", ["compare", "{garbage.safetensors}", "--data", "synthfacades"]),
+    ("compare-unknown-translator", ["compare", "no_such_translator", "--data", "synthfacades"]),
+    ("compare-unknown-dataset", ["compare", "{runs/tiny}", "--data", "no_such_dataset"]),
+    ("compare-html-missing-folder", ["compare", "{runs/tiny}", "--html", "{missing/dir/page.html}"]),
+    ("compare-html-is-folder", ["compare", "{runs/tiny}", "--html", "{runs}"]),
+    ("compare-lpips-garbage", ["compare", "{runs/tiny}", "--lpips-weights", "{garbage.safetensors}"]),
 ]
 
 # Probes that need $ZOO_HOME itself to be hostile: (id, arguments).

@@ -14,6 +14,8 @@ from pix2pix_zoo import hookimpl
 from pix2pix_zoo.errors import PluginError, ZooError
 from pix2pix_zoo.experiments.recipes import find_recipe, list_recipes
 
+README = Path(__file__).resolve().parents[1] / "README.md"
+
 PAPER = {
     "paper-objectives": ["unet_256+l1", "unet_256+patch70+gan", "unet_256+patch70+cgan", "unet_256+patch70+l1gan",
                          "unet_256+patch70+l1cgan"],
@@ -59,7 +61,26 @@ def test_options_typed_on_the_command_line_override_a_recipe_for_every_run():
     configs = [run["config"] for run in json.loads(result.stdout)["runs"]]
     assert {(c["data"], c["max_steps"], c["epochs"]) for c in configs} == {("synthfacades", 3, 100)}
     listed = run_zoo("sweep", "--list-recipes", "--json")
-    assert {r["name"]: r["runs"] for r in json.loads(listed.stdout)} == {name: len(specs) for name, specs in PAPER.items()}
+    assert {r["name"]: r["runs"] for r in json.loads(listed.stdout)} == {
+        **{name: len(specs) for name, specs in PAPER.items()}, "paper-objectives-small": 5}
+
+
+def test_the_small_objective_ablation_is_table_1_at_the_readme_first_runs_size():
+    result = run_zoo("sweep", "--recipe", "paper-objectives-small", "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    # The paper's five objectives, in its order, on the README's first run's networks.
+    objectives = [spec.rsplit("+", 1)[1] for spec in PAPER["paper-objectives"]]
+    assert [run["spec"] for run in runs] == ["unet_128(ngf=32)+l1", *(f"unet_128(ngf=32)+patch70(ndf=32)+{o}"
+                                                                     for o in objectives[1:])]
+    first_run = re.search(r"^zoo train (.*)$", README.read_text(encoding="utf-8"), re.M).group(1)
+    assert '"unet_128(ngf=32)+patch70(ndf=32)+l1cgan"' in first_run
+    for run in runs:
+        config = run["config"]
+        assert (config["data"], config["data_options"]) == ("synthfacades", {"size": 128})
+        settings = (config["load_size"], config["crop_size"], config["batch_size"], config["epochs"], config["epochs_decay"])
+        assert " ".join(f"{flag} {value}" for flag, value in zip(
+            ("--load-size", "--crop-size", "--batch-size", "--epochs", "--epochs-decay"), settings)) in first_run
 
 
 def test_an_unknown_recipe_names_the_close_ones(capsys):
@@ -116,8 +137,8 @@ def test_a_recipe_defined_twice_is_refused(register_plugin):
 
 
 def test_the_readme_reproduces_the_paper_with_the_shipped_recipes():
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = README.read_text(encoding="utf-8")
     section = text[text.index("### Reproducing the paper"):text.index("## Datasets")]
     named = re.findall(r"zoo sweep --recipe (\S+)", section)
-    assert named == sorted(PAPER, key=["paper-objectives", "paper-generators", "paper-discriminators"].index)
-    assert set(named) == set(list_recipes())
+    assert named[:3] == sorted(PAPER, key=["paper-objectives", "paper-generators", "paper-discriminators"].index)
+    assert set(named) == set(list_recipes()) and len(named) == len(set(named))

@@ -1,4 +1,4 @@
-"""``zoo eval NAME|PATH --data DATASET``: a translator's L1, PSNR and SSIM (and FID/KID) on a split."""
+"""``zoo eval NAME|PATH --data DATASET``: a translator's L1, PSNR and SSIM (and LPIPS, FID/KID) on a split."""
 
 from __future__ import annotations
 
@@ -24,13 +24,19 @@ def evaluate(
     inception_weights: Optional[Path] = typer.Option(
         None, "--inception-weights", help="Inception-v3 weights (safetensors or a weights-only .pth) for FID and KID."
     ),
+    lpips_weights: Optional[Path] = typer.Option(
+        None, "--lpips-weights",
+        help="LPIPS heads, with or without AlexNet (safetensors or a weights-only .pth); default: torchvision's cached "
+             "AlexNet and the heads of an installed lpips package.",
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the JSON (means and every pair) here."),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON (means and every pair) instead of the table."),
 ) -> None:
     """Score a translator on a dataset split: per-pair L1, PSNR, SSIM and their means.
 
-    FID and KID are added with --inception-weights; they depend on those exact weights, so compare
-    them only with figures computed from the same file.
+    LPIPS (AlexNet, v0.1) is added where its weights are found (--lpips-weights, or torchvision's cache
+    and the lpips package), else left out with a note; FID and KID are added with --inception-weights.
+    All three depend on those exact weights, so compare them only with figures from the same files.
     """
     from pix2pix_zoo.atomic import write_json_atomic
     from pix2pix_zoo.evaluation import check_output_file
@@ -42,8 +48,10 @@ def evaluate(
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed)
     evaluation = evaluate_translator(
         translator, data, split, data_options=data_options(data_opt), batch_size=batch_size, size=size,
-        inception_weights=inception_weights,
+        inception_weights=inception_weights, lpips_weights=lpips_weights,
     )
+    for note in evaluation.notes:
+        typer.echo(f"note: {note}", err=True)
     evaluation.setting = {"model": model, **evaluation.setting}
     if output is not None:
         write_json_atomic(output, evaluation.to_dict())

@@ -26,9 +26,9 @@ def print_table(title: str, columns: list[str], rows: list[list[str]], wrap: tup
 
 def print_evaluation(evaluation: dict[str, Any], title: str) -> None:
     """An evaluation summary (``{"split", "pairs", candidate: {metric: mean}}``) as a table: one row
-    per candidate; FID and KID columns where any candidate has them."""
+    per candidate; LPIPS, FID and KID columns where any candidate has them."""
     columns = {"l1": ("L1", "{:.4f}"), "psnr": ("PSNR (dB)", "{:.2f}"), "ssim": ("SSIM", "{:.4f}"),
-               "fid": ("FID", "{:.3f}"), "kid": ("KID", "{:.5f}")}
+               "lpips": ("LPIPS", "{:.4f}"), "fid": ("FID", "{:.3f}"), "kid": ("KID", "{:.5f}")}
     figures = {name: values for name, values in evaluation.items() if isinstance(values, dict)}
     shown = [key for key in columns if any(key in values for values in figures.values())]
     rows = [[name, *(columns[key][1].format(values[key]) if key in values else "" for key in shown)]

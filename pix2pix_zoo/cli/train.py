@@ -35,7 +35,7 @@ SETTING_OF_OPTION = {
     "precision": "precision", "channels_last": "channels_last", "compile_": "compile", "cpu_tuning": "cpu_tuning",
     "optimizer": "optimizer_impl", "ema_decay": "ema_decay", "workers": "workers", "device": "device",
     "log_every": "log_every", "sample_every": "sample_every", "checkpoint_every": "checkpoint_every",
-    "skip_bad": "skip_bad", "eval_split": "eval_split",
+    "skip_bad": "skip_bad", "eval_split": "eval_split", "lpips_weights": "lpips_weights",
 }
 
 
@@ -44,6 +44,8 @@ def config_from_options(spec: str, **options: Any) -> TrainConfig:
     values = {SETTING_OF_OPTION[name]: value for name, value in options.items()}
     values["data_options"] = data_options(values["data_options"])
     values["flip"] = not values["flip"]  # the option is --no-flip
+    if values.get("lpips_weights") is not None:
+        values["lpips_weights"] = str(values["lpips_weights"])  # config.json holds the path as given
     return TrainConfig(spec=spec, **values).validate()
 
 
@@ -90,7 +92,8 @@ def train(
     sample_every: int = typer.Option(DEFAULTS.sample_every, "--sample-every", help="Steps between sample grids.", rich_help_panel="Run directory"),
     checkpoint_every: int = typer.Option(DEFAULTS.checkpoint_every, "--checkpoint-every", help="Steps between checkpoints (0: each epoch).", rich_help_panel="Run directory"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count unreadable images.", rich_help_panel="Data"),
-    eval_split: Optional[str] = typer.Option(DEFAULTS.eval_split, "--eval-split", help="Held-out split evaluated at the end (default: test, else val).", rich_help_panel="Data"),
+    eval_split: Optional[str] = typer.Option(DEFAULTS.eval_split, "--eval-split", help="Held-out split evaluated at the end (default: test, else val).", rich_help_panel="Evaluation"),
+    lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="LPIPS weights (the heads, with AlexNet or with torchvision's cached AlexNet; safetensors or a weights-only .pth): LPIPS in the held-out figures.", rich_help_panel="Evaluation"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="Folder of run directories.", rich_help_panel="Run directory"),
     name: Optional[str] = typer.Option(None, "--name", help="Run name (default: from the spec and the dataset).", rich_help_panel="Run directory"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run directory.", rich_help_panel="Run directory"),

@@ -20,6 +20,8 @@ SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # a dataset's split
 MAX_SEED = 2**63 - 1  # torch seeds are 64-bit; the data order's seed + epoch must fit too
 # Settings whose `zoo train` option is not --<name with dashes>.
 OPTION_FLAGS = {"data_options": "--data-opt", "flip": "--no-flip", "optimizer_impl": "--optimizer"}
+# Settings added after runs were first saved: a config.json without one predates it and gets its default.
+ADDED_SETTINGS = ("lpips_weights",)
 
 
 class ConfigFileError(ZooError):
@@ -102,6 +104,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     skip_bad: bool = False
     eval_split: str | None = None  # None: "test", else "val", whichever the dataset has
+    lpips_weights: str | None = None  # a file of LPIPS weights: LPIPS in the held-out figures (pix2pix_zoo.perceptual)
 
     def validate(self, label: Callable[[str], str] | None = None) -> TrainConfig:
         """Raise SpecError on values that cannot work; return self.
@@ -136,6 +139,8 @@ class TrainConfig:
             raise SpecError(f"{name_of('lr')} must be positive, not {self.lr}")
         if self.eval_split is not None and not SPLIT_NAME.fullmatch(str(self.eval_split)):
             raise SpecError(f"{name_of('eval_split')} must be a split name such as test or val, not {self.eval_split!r}")
+        if self.lpips_weights is not None and not str(self.lpips_weights).strip():
+            raise SpecError(f"{name_of('lpips_weights')} must name a file, not {self.lpips_weights!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,9 +149,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: Any, where: str = "the config") -> TrainConfig:
         """A validated config from saved settings (e.g. a run's config.json); a ConfigFileError naming
-        the first key that is missing, unknown or of the wrong type."""
+        the first key that is missing, unknown or of the wrong type. A setting of ``ADDED_SETTINGS``
+        that is missing takes its default (see :func:`with_added_settings`)."""
         if not isinstance(data, dict):
             raise ConfigFileError(f"{where} must hold an object of settings, not {type(data).__name__}")
+        data = with_added_settings(data)
         hints = typing.get_type_hints(cls)
         for key in data:
             if key not in hints:
@@ -173,3 +180,9 @@ class TrainConfig:
     def total_epochs(self) -> int:
         return self.epochs + self.epochs_decay
 
+
+def with_added_settings(saved: dict[str, Any]) -> dict[str, Any]:
+    """Saved settings (a config.json's) with the default of each setting added since they were
+    written (``ADDED_SETTINGS``) that they lack: what the run had, as it predates them."""
+    defaults = TrainConfig()
+    return {**{name: getattr(defaults, name) for name in ADDED_SETTINGS if name not in saved}, **saved}

@@ -3,7 +3,8 @@
 The trainer evaluates its translator on the held-out split (``--eval-split``, else test, else val)
 with :func:`pix2pix_zoo.evaluation.evaluate_batches`, the code ``zoo eval`` uses, adding two
 baselines on the same pairs: the input returned unchanged (where channels allow) and the mean
-training target; then it exports the translator with these figures on its card.
+training target, with LPIPS for all three where ``--lpips-weights`` is set (its file checked at
+set-up, :func:`held_out_lpips`); then it exports the translator with these figures on its card.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from pix2pix_zoo.data import open_dataset
-from pix2pix_zoo.engine.config import TrainConfig
+from pix2pix_zoo.engine.config import TrainConfig, option_flag
 from pix2pix_zoo.engine.loading import GuardedImages, collate_guarded
-from pix2pix_zoo.errors import DataError
+from pix2pix_zoo.errors import DataError, SpecError
 from pix2pix_zoo.evaluation import evaluate_batches
 from pix2pix_zoo.interfaces import DatasetInfo, PairedDataset
+from pix2pix_zoo.perceptual import LPIPS, MIN_SIZE, load_lpips
 from pix2pix_zoo.translator import inference_mode
 
 NO_HELD_OUT = ("{data!r} has no held-out split (test or val), so this run is not evaluated and writes no "
@@ -53,10 +55,28 @@ def open_held_out(config: TrainConfig, info: DatasetInfo) -> tuple[str, PairedDa
     return None
 
 
+def held_out_lpips(config: TrainConfig, out_channels: int, device: torch.device) -> LPIPS | None:
+    """The LPIPS network of ``config.lpips_weights`` (None where it is not set), checked at set-up:
+    the file, and that the held-out outputs are images LPIPS scores (1 or 3 channels; a side of at
+    least ``MIN_SIZE`` where the preprocessing fixes the size)."""
+    if config.lpips_weights is None:
+        return None
+    flag = option_flag("lpips_weights")
+    if out_channels not in (1, 3):
+        raise SpecError(f"{flag}: LPIPS needs 1- or 3-channel images, and this run's translator makes {out_channels}")
+    if config.preprocess != "none" and config.crop_size < MIN_SIZE:
+        raise SpecError(f"{flag}: LPIPS needs images of at least {MIN_SIZE} x {MIN_SIZE} pixels, and this run "
+                        f"is evaluated at {option_flag('crop_size')} {config.crop_size}")
+    return load_lpips(Path(config.lpips_weights), device)
+
+
 def evaluate_held_out(generator: nn.Module, held_out: tuple[str, PairedDataset], training: GuardedImages,
-                      config: TrainConfig, prepare: PreparedGroups, translate: Translate) -> dict[str, Any]:
-    """Held-out L1, PSNR and SSIM of the translator and of two baselines on the same pairs: the
-    input returned unchanged (when channels allow) and the mean training target."""
+                      config: TrainConfig, prepare: PreparedGroups, translate: Translate,
+                      perceptual: LPIPS | None = None,
+                      echo: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """Held-out L1, PSNR and SSIM (and LPIPS with ``perceptual``, see :func:`held_out_lpips`) of the
+    translator and of two baselines on the same pairs: the input returned unchanged (when channels
+    allow) and the mean training target. What is left out is said through ``echo``."""
     split, pairs = held_out
     loader = DataLoader(GuardedImages(pairs, config.skip_bad), batch_size=8, collate_fn=collate_guarded)
     mean_target = mean_training_target(training, config.workers, prepare)
@@ -72,7 +92,10 @@ def evaluate_held_out(generator: nn.Module, held_out: tuple[str, PairedDataset],
     batches = (group for batch in loader for group in prepare(batch))
     torch.manual_seed(config.seed)
     with inference_mode(generator, "paper"):
-        return evaluate_batches(batches, candidates, split).summary()
+        evaluation = evaluate_batches(batches, candidates, split, perceptual=perceptual)
+    for note in evaluation.notes:
+        echo(f"note: {note}")
+    return evaluation.summary()
 
 
 def mean_training_target(training: GuardedImages, workers: int, prepare: PreparedGroups) -> Tensor:

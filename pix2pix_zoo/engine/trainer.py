@@ -6,9 +6,9 @@ A run directory holds everything about a run::
     metrics.jsonl          one line per logged step (losses, learning rate, images/s)
     samples/step-*.png     input | output | target grids of fixed held-out pairs
     checkpoints/           safetensors + JSON, written atomically (see checkpoint.py)
-    report.html            loss curves and the newest grids, self-contained
+    report.html            settings, held-out figures, charts of the metrics, the newest grids; self-contained
     translator/            the exported generator (model.safetensors with its card)
-    eval.json              held-out L1/PSNR/SSIM of the translator and of two baselines
+    eval.json              held-out L1/PSNR/SSIM (LPIPS with --lpips-weights) of the translator and two baselines
     .pix2pix-zoo-run       the marker that says zoo train made the folder (and its .lock)
 
 Randomness is reseeded from (seed, step, rank) at every step, for the augmentation on the device and
@@ -59,6 +59,7 @@ from pix2pix_zoo.engine.finish import (
     NO_HELD_OUT,
     evaluate_held_out,
     evaluation_summary,
+    held_out_lpips,
     open_held_out,
 )
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
@@ -163,6 +164,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights for the same seed, on every rank
         self.models: Pix2Pix = self.spec.build(in_channels, out_channels)
         check_crop_size(config, self.spec, self.models.generator.size_multiple)
+        self.perceptual = held_out_lpips(config, out_channels, self.device) if self.ranks.is_main else None
         try:
             self.augment = PairedAugment(
                 preprocess=config.preprocess, load_size=config.load_size, crop_size=config.crop_size,
@@ -590,4 +592,5 @@ class Trainer:
         if self._held_out_split is None:
             return None
         return evaluate_held_out(generator, self._held_out_split, self.dataset, self.config,
-                                 lambda batch: self._prepare_groups(batch, None, train=False), self._translate)
+                                 lambda batch: self._prepare_groups(batch, None, train=False), self._translate,
+                                 perceptual=self.perceptual, echo=self.echo)

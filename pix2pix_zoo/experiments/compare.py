@@ -1,4 +1,5 @@
-"""Comparing runs: one row per run directory (or every run of a sweep), from what each run wrote.
+"""Comparing runs and translators: one row per run directory (or every run of a sweep), from what
+each run wrote, or per translator (a catalog name or a weights file), evaluated on a dataset split.
 
 A row is the canonical spec, the networks' parameter counts and the discriminator's receptive field
 (built on the meta device, nothing allocated), the steps trained, the wall time from the run's start
@@ -6,6 +7,11 @@ to its translator, the median images/s of its logged windows, and the held-out L
 the translator beside the run's two baselines (from its ``eval.json``, the trainer's evaluation:
 the code ``zoo eval`` uses). Runs evaluated on different data, splits or directions are not ranked
 together: each such group has its own best per column.
+
+With a dataset (``zoo compare ... --data D``) every row, runs included, is evaluated afresh on that
+split by :func:`pix2pix_zoo.evaluation.evaluate`, so that all rank together; translators can only be
+compared so. LPIPS and FID/KID need their weights files: given those, a run without ``--data`` has
+its translator evaluated again on its own held-out split (as its trainer did) for those columns.
 """
 
 from __future__ import annotations
@@ -22,22 +28,26 @@ from pix2pix_zoo.engine.rundir import CONFIG, METRICS, read_metrics, run_config
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
 from pix2pix_zoo.experiments.sweep import MANIFEST
 from pix2pix_zoo.spec import describe
-from pix2pix_zoo.translator_file import WEIGHTS_FILE, read_card
+from pix2pix_zoo.translator_file import WEIGHTS_FILE, Card, read_card
 
 # Held-out figures and whether a larger value is better.
-METRICS_COLUMNS = {"l1": False, "psnr": True, "ssim": True}
+METRICS_COLUMNS = {"l1": False, "psnr": True, "ssim": True, "lpips": False, "fid": False, "kid": False}
 BASELINES = ("input unchanged", "mean training target")
+NOT_EVALUATED = "not evaluated"
 
 
 @dataclass
 class RunRow:
-    """One run as ``zoo compare`` shows it."""
+    """One run or translator as ``zoo compare`` shows it."""
 
     run: str
+    """The run directory, or the translator as it was named."""
     spec: str
     evaluated_on: str
     """What its held-out figures were measured on (data, options, direction, split, pairs); rows
     are ranked only against rows with the same."""
+    kind: str = "run"
+    """``run`` (a run directory) or ``translator`` (a catalog name or weights file)."""
     generator_parameters: int | None = None
     discriminator_parameters: int | None = None
     receptive_field: int | None = None
@@ -52,25 +62,67 @@ class RunRow:
         return asdict(self)
 
 
-def run_directories(paths: list[Path]) -> list[Path]:
-    """The run directories ``paths`` name: a run directory itself, or a sweep folder's runs (in the
-    order of its manifest, those that exist); a ZooError for anything else."""
-    found: list[Path] = []
-    for path in paths:
+@dataclass
+class Compared:
+    """One thing named on the command line: a run directory, or a translator reference."""
+
+    name: str
+    run_dir: Path | None = None
+
+
+@dataclass
+class EvaluationSetting:
+    """How rows are evaluated afresh: ``--data`` and its split, or each run's own held-out split
+    (``data`` None) for the LPIPS and FID/KID columns only."""
+
+    data: str | None = None
+    split: str = "test"
+    data_options: dict[str, Any] = field(default_factory=dict)
+    size: int | None = None
+    device: str = "auto"
+    lpips_weights: Path | None = None
+    inception_weights: Path | None = None
+
+    @property
+    def extra_metrics(self) -> bool:
+        return self.lpips_weights is not None or self.inception_weights is not None
+
+
+def named_items(names: list[str]) -> list[Compared]:
+    """What ``names`` stand for: each run directory, each run of a sweep folder (in the order of its
+    manifest, those that exist), and every other name as a translator (checked when it is loaded)."""
+    found: list[Compared] = []
+    for name in names:
+        path = Path(name).expanduser()
         if (path / MANIFEST).is_file():
             try:
                 runs = json.loads((path / MANIFEST).read_text(encoding="utf-8"))["runs"]
-                names = [run["name"] for run in runs]
+                run_names = [run["name"] for run in runs]
             except (OSError, ValueError, KeyError, TypeError) as error:
                 raise ZooError(f"cannot read {path / MANIFEST}: {first_line(error)}") from None
-            found += [path / name for name in names if isinstance(name, str) and (path / name / CONFIG).is_file()]
+            found += [Compared(str(path / run), path / run) for run in run_names
+                      if isinstance(run, str) and (path / run / CONFIG).is_file()]
         elif (path / CONFIG).is_file():
-            found.append(path)
+            found.append(Compared(name, path))
+        elif path.is_dir() and not (path / WEIGHTS_FILE).is_file():
+            raise ZooError(f"{name} is neither a run directory (no {CONFIG}), a sweep folder (no {MANIFEST}) "
+                           f"nor a translator's folder (no {WEIGHTS_FILE})")
         else:
-            raise ZooError(f"{path} is neither a run directory (no {CONFIG}) nor a sweep folder (no {MANIFEST})")
+            found.append(Compared(name))
     if not found:
         raise ZooError("nothing to compare: the sweeps named have no runs yet")
     return found
+
+
+def _network_facts(row: RunRow, card: Card) -> None:
+    try:
+        facts = describe(row.spec, card.in_channels, card.out_channels)
+    except SpecError:  # a plugin no longer installed: the figures that need no network remain
+        return
+    row.generator_parameters = facts["generator"]["parameters"]
+    if facts["discriminator"] is not None:
+        row.discriminator_parameters = facts["discriminator"]["parameters"]
+        row.receptive_field = facts["discriminator"]["receptive_field"]
 
 
 def run_row(run_dir: Path) -> RunRow:
@@ -85,17 +137,9 @@ def run_row(run_dir: Path) -> RunRow:
     if evaluation:
         where |= {"split": evaluation.get("split"), "pairs": evaluation.get("pairs")}
     row = RunRow(str(run_dir), saved["canonical_spec"],
-                 json.dumps(where, sort_keys=True, default=str) if evaluation else "not evaluated")
+                 json.dumps(where, sort_keys=True, default=str) if evaluation else NOT_EVALUATED)
     if card is not None:
-        try:
-            facts = describe(row.spec, card.in_channels, card.out_channels)
-        except SpecError:  # a plugin no longer installed: the figures that need no network remain
-            facts = None
-        if facts is not None:
-            row.generator_parameters = facts["generator"]["parameters"]
-            if facts["discriminator"] is not None:
-                row.discriminator_parameters = facts["discriminator"]["parameters"]
-                row.receptive_field = facts["discriminator"]["receptive_field"]
+        _network_facts(row, card)
     records = read_metrics(run_dir / METRICS)
     row.steps = int(card.provenance.get("step", 0)) if card else (records[-1]["step"] if records else 0)
     speeds = [r["img_per_s"] for r in records if isinstance(r.get("img_per_s"), (int, float))]
@@ -113,15 +157,76 @@ def run_row(run_dir: Path) -> RunRow:
     return row
 
 
-def compare_runs(paths: list[Path]) -> tuple[list[RunRow], list[str]]:
-    """The rows of the runs ``paths`` name, the best of each group marked per column, and one line
-    for each group beyond the first saying that it is ranked apart."""
-    rows = [run_row(run_dir) for run_dir in run_directories(paths)]
+def translator_row(name: str, card: Card) -> RunRow:
+    """A translator's row before evaluation: its spec, networks and the steps it was trained for."""
+    row = RunRow(name, card.spec, NOT_EVALUATED, kind="translator")
+    _network_facts(row, card)
+    step = card.provenance.get("step")
+    row.steps = step if isinstance(step, int) else 0
+    return row
+
+
+def evaluate_row(row: RunRow, item: Compared, setting: EvaluationSetting) -> list[str]:
+    """Evaluate the row's translator afresh: on ``setting.data`` (every figure, the row ranked with
+    the others evaluated there), or on a run's own held-out split for LPIPS and FID/KID only."""
+    from pix2pix_zoo.evaluation import evaluate
+    from pix2pix_zoo.translator import Translator
+
+    translator = Translator.from_pretrained(item.run_dir or item.name, device=setting.device, seed=0)
+    if setting.data is not None:
+        data, split, options, size = setting.data, setting.split, setting.data_options, setting.size
+    else:
+        config = run_config(item.run_dir)["config"]
+        split = (saved_evaluation(item.run_dir) or {}).get("split")
+        if split is None:
+            return []  # not evaluated by its trainer: no held-out split to add figures on
+        data, options, size = config["data"], config.get("data_options") or {}, config.get("crop_size")
+    evaluation = evaluate(translator, data, split, data_options=options, size=size,
+                          lpips_weights=setting.lpips_weights, inception_weights=setting.inception_weights)
+    figures = {k: v for k, v in evaluation.means["translator"].items() if k in METRICS_COLUMNS}
+    if setting.data is None:
+        row.translator |= {k: v for k, v in figures.items() if k not in ("l1", "psnr", "ssim")}
+        return evaluation.notes
+    row.translator = figures
+    row.baselines = {}  # the baselines of a run's own evaluation need its training data, not --data's
+    row.evaluated_on = json.dumps({"data": data, "options": options, "direction": translator.card.direction,
+                                   "split": split, "pairs": evaluation.pairs, "size": size},
+                                  sort_keys=True, default=str)
+    return evaluation.notes
+
+
+def compare(names: list[str], setting: EvaluationSetting | None = None) -> tuple[list[RunRow], list[str]]:
+    """The rows of what ``names`` name, evaluated as ``setting`` says, the best of each group marked
+    per column, and one line for each group beyond the first saying that it is ranked apart."""
+    setting = setting or EvaluationSetting()
+    items = named_items(names)
+    rows: list[RunRow] = []
+    notes: list[str] = []
+    for item in items:
+        if item.run_dir is not None:
+            row = run_row(item.run_dir)
+        elif setting.data is None:
+            raise ZooError(f"{item.name} is neither a run directory (no {CONFIG}) nor a sweep folder (no {MANIFEST}); "
+                           "translators (catalog names, weights files) are compared on --data DATASET")
+        else:
+            from pix2pix_zoo.translators import locate
+
+            row = translator_row(item.name, read_card(locate(item.name)))
+        if setting.data is not None or (setting.extra_metrics and item.run_dir is not None
+                                        and (item.run_dir / "translator" / WEIGHTS_FILE).is_file()):
+            notes += [note for note in evaluate_row(row, item, setting) if note not in notes]
+        rows.append(row)
+    return rows, notes + rank(rows)
+
+
+def rank(rows: list[RunRow]) -> list[str]:
+    """Mark the best of each group (rows evaluated on the same) per column; a note for each group
+    beyond the first."""
     groups: dict[str, list[RunRow]] = {}
     for row in rows:
         groups.setdefault(row.evaluated_on, []).append(row)
     for key, members in groups.items():
-        if key == "not evaluated" or len(members) < 2:
+        if key == NOT_EVALUATED or len(members) < 2:
             continue
         for column, larger_is_better in METRICS_COLUMNS.items():
             values = [row.translator[column] for row in members if column in row.translator]
@@ -135,6 +240,52 @@ def compare_runs(paths: list[Path]) -> tuple[list[RunRow], list[str]]:
     if len(groups) > 1:
         for key, members in list(groups.items())[1:]:
             names = ", ".join(Path(row.run).name for row in members)
-            what = "were not evaluated" if key == "not evaluated" else f"were evaluated on other data or another split ({key})"
+            what = "were not evaluated" if key == NOT_EVALUATED else f"were evaluated on other data or another split ({key})"
             notes.append(f"not ranked with the first runs: {names} {what}")
-    return rows, notes
+    return notes
+
+
+def row_labels(rows: list[RunRow]) -> list[str]:
+    """What names each row in a figure or a legend: its spec, with the run's folder or the
+    translator's name where two rows share a spec."""
+    specs = [row.spec for row in rows]
+    return [row.spec if specs.count(row.spec) == 1 else f"{row.spec} ({Path(row.run).name})" for row in rows]
+
+
+# The table's figure columns: heading, format.
+FIGURE_COLUMNS = {"l1": ("L1", "{:.4f}"), "psnr": ("PSNR (dB)", "{:.2f}"), "ssim": ("SSIM", "{:.4f}"),
+                  "lpips": ("LPIPS", "{:.4f}"), "fid": ("FID", "{:.2f}"), "kid": ("KID", "{:.5f}")}
+
+
+def comparison_table(rows: list[RunRow], mark: tuple[str, str] = ("**", "**")) -> tuple[list[str], list[list[str]]]:
+    """Every column of the rows as text (the Markdown table and the HTML page): the header and one
+    list of cells per row, the best of each group wrapped in ``mark``. LPIPS, FID and KID appear
+    when a row has them."""
+    shown = [key for key in FIGURE_COLUMNS if key in ("l1", "psnr", "ssim") or any(key in r.translator for r in rows)]
+    header = ["spec", "G params", "D params", "RF", "steps", "time", "img/s",
+              *(FIGURE_COLUMNS[key][0] for key in shown), "L1 of the mean target"]
+
+    def figure(row: RunRow, column: str) -> str:
+        value = row.translator.get(column)
+        if value is None:
+            return ""
+        text = FIGURE_COLUMNS[column][1].format(value)
+        return f"{mark[0]}{text}{mark[1]}" if column in row.best else text
+
+    def count(value: int | None) -> str:
+        if value is None:
+            return ""
+        return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k" if value >= 1e3 else str(value)
+
+    table = []
+    for row in rows:
+        mean_target = row.baselines.get("mean training target", {}).get("l1")
+        table.append([
+            row.spec, count(row.generator_parameters), count(row.discriminator_parameters),
+            "" if row.receptive_field is None else str(row.receptive_field), str(row.steps),
+            "" if row.wall_seconds is None else f"{row.wall_seconds:.0f} s",
+            "" if row.images_per_second is None else f"{row.images_per_second:.1f}",
+            *(figure(row, key) for key in shown),
+            "" if mean_target is None else f"{mean_target:.4f}",
+        ])
+    return header, table

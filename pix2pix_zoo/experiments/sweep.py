@@ -43,11 +43,12 @@ import torch
 from pix2pix_zoo.atomic import write_json_atomic
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.devices import pick_device
-from pix2pix_zoo.engine.config import ConfigFileError, TrainConfig
+from pix2pix_zoo.engine.config import ConfigFileError, TrainConfig, with_added_settings
 from pix2pix_zoo.engine.finish import saved_evaluation
 from pix2pix_zoo.engine.rundir import CONFIG, check_run_target, run_config
 from pix2pix_zoo.engine.setup import check_crop_size, run_name
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
+from pix2pix_zoo.perceptual import load_lpips
 from pix2pix_zoo.spec import canonical, parse, resolve
 from pix2pix_zoo.translator_file import WEIGHTS_FILE, read_card
 
@@ -262,8 +263,9 @@ def shard_of(runs: Iterable[SweepRun], shard: tuple[int, int] | None) -> list[Sw
 # -- checking and running ----------------------------------------------------------------------------
 def check_sweep(sweep: Sweep, runs_dir: Path, devices: list[str] | None = None) -> None:
     """Check every run before anything is written: the devices it will run on, its settings, its
-    spec against the crop size, its data (each dataset opened once), its folder, and a manifest
-    already there (the same sweep or none). A ZooError naming the run otherwise."""
+    spec against the crop size, its data (each dataset opened once), its LPIPS weights (each file read
+    once), its folder, and a manifest already there (the same sweep or none). A ZooError naming the
+    run otherwise."""
     for device in devices or sorted({run.config.device for run in sweep.runs}):
         pick_device(device)
     folder = sweep.folder(runs_dir)
@@ -271,6 +273,7 @@ def check_sweep(sweep: Sweep, runs_dir: Path, devices: list[str] | None = None) 
         raise SpecError(f"--runs {runs_dir} is a file, not a folder of run directories")
     check_run_target(folder)
     opened: set[str] = set()
+    weights_read: set[str] = set()
     for run in sweep.runs:
         try:
             run.config.validate()
@@ -282,6 +285,9 @@ def check_sweep(sweep: Sweep, runs_dir: Path, devices: list[str] | None = None) 
             if data_key not in opened:
                 open_dataset(run.config.data, "train", **run.config.data_options)
                 opened.add(data_key)
+            if run.config.lpips_weights is not None and run.config.lpips_weights not in weights_read:
+                load_lpips(Path(run.config.lpips_weights), torch.device("cpu"))
+                weights_read.add(run.config.lpips_weights)
             check_run_target(folder / run.name)
             run_status(run, folder / run.name)
         except ZooError as error:
@@ -303,9 +309,14 @@ def _comparable(manifest: Any) -> Any:
     """A manifest without the settings that change no result."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("runs"), list):
         return manifest
-    runs = [{**run, "config": {k: v for k, v in run.get("config", {}).items() if k not in RESUMABLE_SETTINGS}}
+    runs = [{**run, "config": _result_settings(run["config"])}
             if isinstance(run, dict) and isinstance(run.get("config"), dict) else run for run in manifest["runs"]]
     return {"name": manifest.get("name"), "runs": runs}
+
+
+def _result_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Saved settings (with those added since, see ``with_added_settings``) less those that change no result."""
+    return {k: v for k, v in with_added_settings(config).items() if k not in RESUMABLE_SETTINGS}
 
 
 def run_status(run: SweepRun, run_dir: Path) -> Status:
@@ -318,8 +329,7 @@ def run_status(run: SweepRun, run_dir: Path) -> Status:
         saved = run_config(run_dir)
     except ZooError as error:
         raise ZooError(f"{run_dir} cannot be resumed: {first_line(error)}") from None
-    theirs = {k: v for k, v in saved.get("config", {}).items() if k not in RESUMABLE_SETTINGS}
-    ours = {k: v for k, v in run.config.to_dict().items() if k not in RESUMABLE_SETTINGS}
+    theirs, ours = _result_settings(saved["config"]), _result_settings(run.config.to_dict())
     if theirs != ours:
         differing = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
         raise ZooError(

@@ -1,0 +1,161 @@
+"""The comparison page (``zoo compare ... --html FILE``): one self-contained HTML file in the layout
+of the paper's figures, for fixed held-out inputs a row each with the columns input | each row's
+output | target, labelled by spec; then the table; then the loss curves of every run overlaid on
+shared axes, one chart per loss. No JavaScript and no external file: the pictures are inline PNGs
+and the charts inline SVG (:mod:`pix2pix_zoo.charts`).
+
+The inputs are the first ``samples`` pairs of the split the rows were evaluated on: ``--data``'s, or
+else the first evaluated run's held-out split, prepared as its trainer prepared them. A translator
+that maps another direction or other channels than those pairs is left out of the figure, with a
+note.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from pix2pix_zoo.atomic import write_text_atomic
+from pix2pix_zoo.engine.finish import saved_evaluation
+from pix2pix_zoo.engine.rundir import METRICS, read_metrics, run_config
+from pix2pix_zoo.experiments.compare import (
+    Compared,
+    EvaluationSetting,
+    RunRow,
+    comparison_table,
+    named_items,
+    row_labels,
+)
+from pix2pix_zoo.pictures import open_codec, picture, sample_grid
+
+# What metrics.jsonl holds besides the losses.
+NOT_LOSSES = {"step", "epoch", "lr", "img_per_s"}
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}"
+    "th,td{padding:.3em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}"
+    "table.figure{table-layout:fixed}"
+    "table.figure td,table.figure th{text-align:center;border:none;font-size:.8em;width:160px;"
+    "overflow-wrap:anywhere;vertical-align:bottom}"
+    "table.figure img{width:160px;image-rendering:pixelated}"
+    "figure{display:inline-block;margin:1em}.note{color:#8a4b00}"
+)
+
+
+def write_compare_page(path: Path, names: list[str], rows: list[RunRow], notes: list[str],
+                       setting: EvaluationSetting, samples: int) -> list[str]:
+    """Write the page to ``path`` (atomically); the notes it adds (rows left out of the figure)."""
+    items = named_items(names)
+    figure, figure_notes = _figure(items, rows, setting, samples)
+    header, table = comparison_table(rows, ("<strong>", "</strong>"))
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_escape_keeping_strong(cell)}</td>" for cell in cells) + "</tr>" for cells in table
+    )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>zoo compare</title>"
+        f"<style>{STYLE}</style></head><body><h1>Comparison of {len(rows)} translators</h1>"
+        + "".join(f"<p class='note'>{html.escape(note)}</p>" for note in [*notes, *figure_notes])
+        + f"<h2>Held-out samples</h2>{figure}"
+        + f"<h2>Figures</h2><p>The best of each group in bold.</p><table class='figures'><thead><tr>{head}</tr></thead>"
+        + f"<tbody>{body}</tbody></table>"
+        + f"<h2>Losses</h2>{_loss_charts(items, rows)}</body></html>\n"
+    )
+    write_text_atomic(path, page)
+    return figure_notes
+
+
+def _escape_keeping_strong(cell: str) -> str:
+    strong = cell.startswith("<strong>") and cell.endswith("</strong>")
+    text = cell[len("<strong>"):-len("</strong>")] if strong else cell
+    return f"<strong>{html.escape(text)}</strong>" if strong else html.escape(text)
+
+
+def _figure(items: list[Compared], rows: list[RunRow], setting: EvaluationSetting,
+            samples: int) -> tuple[str, list[str]]:
+    from pix2pix_zoo.data import open_dataset
+    from pix2pix_zoo.evaluation import prepared_batches
+    from pix2pix_zoo.translator import Translator
+
+    source = _figure_source(items, setting)
+    if source is None:
+        return "<p>No row was evaluated: there are no held-out pairs to show.</p>", []
+    data, split, options, size = source
+    translators = [Translator.from_pretrained(item.run_dir or item.name, device=setting.device, seed=0)
+                   for item in items]
+    first = translators[0].card
+    shown, notes = [], []
+    for label, translator in zip(row_labels(rows), translators):
+        card = translator.card
+        if (card.direction, card.in_channels, card.out_channels) != (first.direction, first.in_channels, first.out_channels):
+            notes.append(f"{label} is left out of the samples: it maps {card.direction} "
+                         f"{card.in_channels} -> {card.out_channels} channels, not as the first row")
+            continue
+        shown.append((label, translator))
+    torch.manual_seed(0)
+    inputs, targets, outputs = [], [], {label: [] for label, _ in shown}
+    pairs = open_dataset(data, split, **options)
+    for x, y, _ in prepared_batches(pairs, size, first.direction, translators[0].device):
+        for index in range(x.shape[0]):
+            if len(inputs) == samples:
+                break
+            inputs.append(x[index: index + 1])
+            targets.append(y[index: index + 1])
+            for label, translator in shown:
+                outputs[label].append(translator.translate(x[index: index + 1]))
+        if len(inputs) == samples:
+            break
+    codec = open_codec(first.codec)
+    cells = "".join(f"<th>{html.escape(label)}</th>" for label, _ in shown)
+    table_rows = []
+    for index, (x, y) in enumerate(zip(inputs, targets)):
+        pictures = [picture(codec, x), *(picture(codec, x, outputs[label][index]) for label, _ in shown),
+                    picture(codec, x, y)]
+        table_rows.append("<tr>" + "".join(f"<td>{_png(image)}</td>" for image in pictures) + "</tr>")
+    where = f"{html.escape(data)}, {html.escape(split)} split" + (f", {size} x {size}" if size else "")
+    return (
+        f"<p>The first {len(inputs)} pairs of {where}, {html.escape(first.direction)}.</p>"
+        f"<table class='figure'><thead><tr><th>input</th>{cells}<th>target</th></tr></thead>"
+        f"<tbody>{''.join(table_rows)}</tbody></table>"
+    ), notes
+
+
+def _figure_source(items: list[Compared], setting: EvaluationSetting) -> tuple[str, str, dict, int | None] | None:
+    """(data, split, options, size) of the pairs the figure shows."""
+    if setting.data is not None:
+        return setting.data, setting.split, setting.data_options, setting.size
+    for item in items:
+        evaluation = saved_evaluation(item.run_dir) if item.run_dir else None
+        if evaluation and isinstance(evaluation.get("split"), str):
+            config = run_config(item.run_dir)["config"]
+            return config["data"], evaluation["split"], config.get("data_options") or {}, config.get("crop_size")
+    return None
+
+
+def _png(image: Tensor) -> str:
+    buffer = io.BytesIO()
+    sample_grid(image).save(buffer, format="PNG")
+    return f"<img alt='' src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'/>"
+
+
+def _loss_charts(items: list[Compared], rows: list[RunRow]) -> str:
+    from pix2pix_zoo.charts import line_chart
+
+    curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for item, label in zip(items, row_labels(rows)):
+        if item.run_dir is None:
+            continue
+        for record in read_metrics(item.run_dir / METRICS):
+            for key, value in record.items():
+                if key not in NOT_LOSSES and isinstance(value, (int, float)) and isinstance(record.get("step"), int):
+                    curves.setdefault(key, {}).setdefault(label, []).append((record["step"], value))
+    if not curves:
+        return "<p>No run logged losses.</p>"
+    return "".join(
+        f"<figure>{line_chart(series, title=key, ylabel=key, smoothing=0.6)}</figure>"
+        for key, series in sorted(curves.items())
+    )
