@@ -28,12 +28,14 @@ _SETTINGS_LOCK = threading.Lock()
 
 
 def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, xlabel: str = "step",
-               ylabel: str = "", smoothing: float = 0.0) -> str:
+               ylabel: str = "", smoothing: float = 0.0, palette: Sequence[str] = ()) -> str:
     """An SVG element (``<svg ...>...</svg>``, no XML prolog) to paste into HTML: one line per
     series, ``name -> [(x, y), ...]``, on shared axes, with a legend below them when there is more
     than one series. ``smoothing`` in [0, 1) draws TensorBoard's debiased exponential moving
     average over the raw line, shown faint. Points that are not finite numbers (None, nan, inf: a
-    diverged loss) are left out; a series of one point shows as a marker."""
+    diverged loss) are left out; a series of one point shows as a marker. ``palette`` names every
+    series of a set of charts in one order: a series drawn in several of them keeps its colour where
+    others are missing (default: the order of ``series``)."""
     if not 0.0 <= smoothing < 1.0:
         raise ValueError(f"smoothing must be in [0, 1), not {smoothing!r}")
     import matplotlib
@@ -56,7 +58,9 @@ def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: st
         figure = Figure(figsize=(WIDTH_INCHES, height), layout="constrained")
         axes = figure.add_subplot()
         handles = []
-        for index, (name, (xs, ys)) in enumerate(curves.items()):
+        places = {name: place for place, name in enumerate(dict.fromkeys([*map(str, palette), *curves]))}
+        for name, (xs, ys) in curves.items():
+            index = places[name]
             colour, dashes = f"C{index % 10}", LINE_STYLES[index // 10 % len(LINE_STYLES)]  # 10 colours, then dashed
             if smoothing and len(ys) > 1:
                 axes.plot(xs, ys, color=colour, linestyle=dashes, alpha=RAW_ALPHA, linewidth=1)

@@ -108,3 +108,13 @@ def test_a_hostile_series_name_stays_text_in_html():
     page.feed(f"<html><body><p>before</p>{svg}<p>after</p></body></html>")
     assert "script" not in page.tags and page.tags[-1] == "p"
     assert page.data.count(HOSTILE) == 2
+
+
+def test_a_series_keeps_its_colour_across_charts_where_others_are_missing():
+    points = [(1, 1.0), (2, 2.0)]
+    both = line_chart({"l1": points, "l1cgan": points}, title="g", palette=["l1", "l1cgan"])
+    alone = line_chart({"l1cgan": points}, title="d", palette=["l1", "l1cgan"])
+    unpaletted = line_chart({"l1cgan": points}, title="d")
+    second_colour, first_colour = "#ff7f0e", "#1f77b4"  # matplotlib's C1 and C0
+    assert second_colour in both and second_colour in alone and first_colour not in alone
+    assert first_colour in unpaletted

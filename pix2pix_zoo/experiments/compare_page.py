@@ -146,7 +146,8 @@ def _loss_charts(items: list[Compared], rows: list[RunRow]) -> str:
     from pix2pix_zoo.charts import line_chart
 
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for item, label in zip(items, row_labels(rows)):
+    labels = row_labels(rows)
+    for item, label in zip(items, labels):
         if item.run_dir is None:
             continue
         for record in read_metrics(item.run_dir / METRICS):
@@ -156,6 +157,6 @@ def _loss_charts(items: list[Compared], rows: list[RunRow]) -> str:
     if not curves:
         return "<p>No run logged losses.</p>"
     return "".join(
-        f"<figure>{line_chart(series, title=key, ylabel=key, smoothing=0.6)}</figure>"
+        f"<figure>{line_chart(series, title=key, ylabel=key, smoothing=0.6, palette=labels)}</figure>"
         for key, series in sorted(curves.items())
     )
