@@ -99,6 +99,7 @@ PROBES = [
     ("train-resume-file", ["train", "--resume", "{plain.txt}"]),
     ("train-resume-binary-latest", ["train", "--resume", "{runs/broken}", "--max-steps", "3"]),
     ("train-resume-bad-config", ["train", "--resume", "{runs/badconfig}", "--max-steps", "3"]),
+    ("train-workers-word", ["train", SPEC, *TRAIN, "--workers", "many"]),
     ("train-resume-with-other-options", ["train", "--resume", "{runs/tiny}", "--batch-size", "4"]),
     *[(f"train-lpips-{what}", ["train", SPEC, *TRAIN, "--lpips-weights", weights]) for what, weights in LPIPS_WEIGHTS],
     ("list-unknown-option", ["list", "--no-such-option"]),

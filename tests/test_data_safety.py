@@ -352,7 +352,7 @@ def test_a_lock_does_not_live_on_in_loader_workers(run):
     (["--lr", "inf"], "--lr must be a finite number"),
     (["--ema-decay", "nan"], "--ema-decay must be a finite number"),
     (["--optimizer", "bogus"], "--optimizer must be one of"),
-    (["--workers", "-1"], "--workers must be 0 or more"),
+    (["--workers", "-1"], "--workers must be auto or a whole number of 0 or more"),
     (["--runs", "{file}"], "--runs"),
 ], ids=["huge-seed", "lr-inf", "ema-nan", "optimizer", "workers", "runs-is-a-file"])
 def test_bad_training_options_are_one_line(options, fragment, tmp_path, capsys, monkeypatch):

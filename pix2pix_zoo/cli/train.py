@@ -43,10 +43,20 @@ def config_from_options(spec: str, **options: Any) -> TrainConfig:
     """The run's settings from ``zoo train``'s options (by parameter name), checked."""
     values = {SETTING_OF_OPTION[name]: value for name, value in options.items()}
     values["data_options"] = data_options(values["data_options"])
+    values["workers"] = workers_setting(values["workers"])
     values["flip"] = not values["flip"]  # the option is --no-flip
     if values.get("lpips_weights") is not None:
         values["lpips_weights"] = str(values["lpips_weights"])  # config.json holds the path as given
     return TrainConfig(spec=spec, **values).validate()
+
+
+def workers_setting(text: str | int) -> int | str:
+    """``--workers``: ``auto`` or a whole number of 0 or more."""
+    if isinstance(text, int) or text == "auto":
+        return text
+    if not text.isdigit():
+        raise SpecError(f"--workers must be auto or a whole number of 0 or more, not {text!r}")
+    return int(text)
 
 
 def typed_settings(ctx: typer.Context, config: TrainConfig) -> dict[str, Any]:
@@ -86,7 +96,7 @@ def train(
     cpu_tuning: bool = typer.Option(True, "--cpu-tuning/--no-cpu-tuning", help="On a CPU in fp32: native kernels for small maps, channels-last activations in D, Winograd for wide stride-1 4x4 convolutions, freed memory kept (faster, same results to rounding).", rich_help_panel="Speed"),
     optimizer: str = typer.Option(DEFAULTS.optimizer_impl, "--optimizer", help="Adam kernel: auto, fused, foreach or plain.", rich_help_panel="Speed"),
     ema_decay: float = typer.Option(DEFAULTS.ema_decay, "--ema-decay", help="EMA of the generator (0: off), e.g. 0.999.", rich_help_panel="Schedule"),
-    workers: int = typer.Option(DEFAULTS.workers, "--workers", help="Data-loading processes.", rich_help_panel="Data"),
+    workers: str = typer.Option(DEFAULTS.workers, "--workers", help="Data-loading processes per training process, or auto: from the cores and the device (one on a 2-core CPU).", rich_help_panel="Data"),
     device: str = typer.Option(DEFAULTS.device, "--device", help="auto, cpu, cuda, cuda:1, mps.", rich_help_panel="Speed"),
     log_every: int = typer.Option(DEFAULTS.log_every, "--log-every", help="Steps between loss reads (host syncs).", rich_help_panel="Speed"),
     sample_every: int = typer.Option(DEFAULTS.sample_every, "--sample-every", help="Steps between sample grids.", rich_help_panel="Run directory"),
@@ -117,7 +127,7 @@ def train(
                 "config.json (only --max-steps, --device, --workers, --progress/--no-progress and --json apply)"
             )
         trainer = Trainer(TrainConfig(device=device).validate(), resume, resume=True, max_steps=max_steps,
-                          workers=workers if "--workers" in given else None, progress=progress)
+                          workers=workers_setting(workers) if "--workers" in given else None, progress=progress)
     else:
         if spec is None:
             raise SpecError("give a SPEC, e.g. zoo train unet_256+patch70+l1cgan --data facades")

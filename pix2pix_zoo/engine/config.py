@@ -65,6 +65,13 @@ def _literal_choices(annotation: Any) -> list[str]:
     return [c for arg in typing.get_args(annotation) for c in _literal_choices(arg)]
 
 
+def _fits_beside_choices(value: Any, annotation: Any) -> bool:
+    """Whether ``value`` fits a type that a union allows beside its Literal (``int | Literal["auto"]``)."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    return any(_matches(value, arg) for arg in typing.get_args(annotation) if typing.get_origin(arg) is not Literal)
+
+
 @dataclass
 class TrainConfig:
     """A run's settings. Defaults are the paper's (and the reference's ``train.py`` for pix2pix).
@@ -96,7 +103,7 @@ class TrainConfig:
     cpu_tuning: bool = True  # on a CPU in fp32 eager mode: see pix2pix_zoo.engine.cpu_tuning
     optimizer_impl: OptimizerImpl = "auto"
     ema_decay: float = 0.0  # 0: no EMA of the generator
-    workers: int = 2
+    workers: int | Literal["auto"] = "auto"  # loader processes; auto: engine.loading.loader_workers
     device: str = "auto"
     log_every: int = 50
     sample_every: int = 500
@@ -115,7 +122,7 @@ class TrainConfig:
         for name, annotation in typing.get_type_hints(type(self)).items():
             choices = _literal_choices(annotation)
             value = getattr(self, name)
-            if choices and value is not None and value not in choices:
+            if choices and value is not None and value not in choices and not _fits_beside_choices(value, annotation):
                 raise SpecError(f"{name_of(name)} must be one of {', '.join(choices)}, not {value!r}")
             if isinstance(value, float) and not math.isfinite(value):
                 raise SpecError(f"{name_of(name)} must be a finite number, not {value}")
@@ -124,7 +131,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise SpecError(f"{name_of(name)} must be at least 1, not {getattr(self, name)}")
         for name in ("workers", "checkpoint_every", "epochs", "epochs_decay"):
-            if getattr(self, name) < 0:
+            if isinstance(getattr(self, name), int) and getattr(self, name) < 0:
                 raise SpecError(f"{name_of(name)} must be 0 or more, not {getattr(self, name)}")
         if self.epochs + self.epochs_decay < 1:
             raise SpecError(f"{name_of('epochs')} and {name_of('epochs_decay')} must give at least one epoch")

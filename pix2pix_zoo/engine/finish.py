@@ -71,7 +71,7 @@ def held_out_lpips(config: TrainConfig, out_channels: int, device: torch.device)
 
 
 def evaluate_held_out(generator: nn.Module, held_out: tuple[str, PairedDataset], training: GuardedImages,
-                      config: TrainConfig, prepare: PreparedGroups, translate: Translate,
+                      config: TrainConfig, prepare: PreparedGroups, translate: Translate, workers: int,
                       perceptual: LPIPS | None = None,
                       echo: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """Held-out L1, PSNR and SSIM (and LPIPS with ``perceptual``, see :func:`held_out_lpips`) of the
@@ -79,7 +79,7 @@ def evaluate_held_out(generator: nn.Module, held_out: tuple[str, PairedDataset],
     allow) and the mean training target. What is left out is said through ``echo``."""
     split, pairs = held_out
     loader = DataLoader(GuardedImages(pairs, config.skip_bad), batch_size=8, collate_fn=collate_guarded)
-    mean_target = mean_training_target(training, config.workers, prepare)
+    mean_target = mean_training_target(training, workers, prepare)
 
     def candidates(x: Tensor, y: Tensor) -> dict[str, Tensor]:
         outputs = {"translator": translate(generator, x),

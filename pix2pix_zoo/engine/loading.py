@@ -1,5 +1,5 @@
-"""Feeding the training loop: loader workers that pass the zoo's errors on as data, and a sampler
-that resumes mid-epoch.
+"""Feeding the training loop: how many loader workers (``--workers auto``), workers that pass the
+zoo's errors on as data, and a sampler that resumes mid-epoch.
 
 A DataLoader re-raises an exception from a worker as a multi-line traceback; the zoo's errors (an
 unreadable image, any DataError of a plugin's dataset) travel as data instead and are raised by the
@@ -9,7 +9,8 @@ trainer as the same one line as without workers.
 from __future__ import annotations
 
 import itertools
-from typing import Iterator
+import os
+from typing import Iterator, Literal
 
 import torch
 from torch.utils.data import DistributedSampler, Sampler
@@ -17,6 +18,39 @@ from torch.utils.data import DistributedSampler, Sampler
 from pix2pix_zoo.data.augment import collate_pairs
 from pix2pix_zoo.errors import BadImageError, ZooError
 from pix2pix_zoo.interfaces import PairedDataset
+
+
+MAX_AUTO_WORKERS = 8
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, which a scheduler or container sets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def loader_workers(setting: int | Literal["auto"], device_type: str, processes_here: int = 1,
+                   cores: int | None = None) -> int:
+    """The loader processes of one training process: ``setting`` itself, or for ``auto`` a number
+    chosen so that decoding never takes the threads the step needs.
+
+    The cores are shared by the ``processes_here`` training processes on this machine (torchrun's
+    local world). On a CPU device the step's kernels use every core of the share, so decoding gets
+    one worker per four cores (at least one where there are two cores or more, so that it overlaps
+    the step; at most 4): on 2 cores, one. On an accelerator the step runs on the device and the
+    cores are free for decoding: all of the share but one core for the training process, at most
+    ``MAX_AUTO_WORKERS``.
+    """
+    if setting != "auto":
+        return int(setting)
+    share = max(1, (cores or usable_cores()) // max(1, processes_here))
+    if share < 2:
+        return 0
+    if device_type == "cpu":
+        return min(4, max(1, share // 4))
+    return min(MAX_AUTO_WORKERS, share - 1)
 
 
 class SkippingSampler(Sampler[int]):

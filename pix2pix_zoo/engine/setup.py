@@ -46,7 +46,7 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def saved_config(run_dir: Path, max_steps: int | None, workers: int | None, device: str) -> TrainConfig:
+def saved_config(run_dir: Path, max_steps: int | None, workers: int | str | None, device: str) -> TrainConfig:
     """The config a run to resume was started with (``max_steps`` and ``workers`` changed if given,
     on ``device``), checked key by key: a hand-edited config.json is refused in one line naming the key."""
     if not run_dir.is_dir() or run_dir.is_symlink():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -63,7 +64,13 @@ from pix2pix_zoo.engine.finish import (
     open_held_out,
 )
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
-from pix2pix_zoo.engine.loading import GuardedImages, SkippingSampler, collate_guarded, raise_loader_error
+from pix2pix_zoo.engine.loading import (
+    GuardedImages,
+    SkippingSampler,
+    collate_guarded,
+    loader_workers,
+    raise_loader_error,
+)
 from pix2pix_zoo.engine.report import write_report
 from pix2pix_zoo.engine.rundir import CONFIG, METRICS, RunExists, RunLock, install_run, read_metrics, trim_metrics
 from pix2pix_zoo.engine.setup import (
@@ -123,7 +130,7 @@ class Trainer:
         *,
         resume: bool = False,
         max_steps: int | None = None,
-        workers: int | None = None,
+        workers: int | str | None = None,
         overwrite: bool = False,
         progress: bool = True,
         echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
@@ -140,7 +147,7 @@ class Trainer:
             self._release()
             raise
 
-    def _set_up(self, config: TrainConfig, resume: bool, max_steps: int | None, workers: int | None,
+    def _set_up(self, config: TrainConfig, resume: bool, max_steps: int | None, workers: int | str | None,
                 overwrite: bool) -> None:
         if resume:
             config = saved_config(self.run_dir, max_steps, workers, device=config.device)
@@ -205,13 +212,14 @@ class Trainer:
                 f"{config.batch_size} on {self.ranks.world_size} process(es)"
             )
         self.skipping = SkippingSampler(self.sampler)
+        self.workers = loader_workers(config.workers, self.device.type, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         self.loader = DataLoader(
             self.dataset,
             batch_size=config.batch_size,
             sampler=self.skipping,
-            num_workers=config.workers,
+            num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=config.workers > 0,
+            persistent_workers=self.workers > 0,
             collate_fn=collate_guarded,
             drop_last=True,
         )
@@ -249,6 +257,7 @@ class Trainer:
             "world_size": self.ranks.world_size,
             "device": str(self.device),
             "cpu_tuning": self.cpu_tuning,
+            "loader_workers": self.workers,  # what --workers (auto by default) came to on this machine
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
 
@@ -593,4 +602,5 @@ class Trainer:
             return None
         return evaluate_held_out(generator, self._held_out_split, self.dataset, self.config,
                                  lambda batch: self._prepare_groups(batch, None, train=False), self._translate,
+                                 self.workers,
                                  perceptual=self.perceptual, echo=self.echo)
