@@ -42,7 +42,7 @@ def compare(
     if html is not None:
         from pix2pix_zoo.experiments.compare_page import write_compare_page
 
-        notes += write_compare_page(html, names, rows, notes, setting, samples)
+        notes += write_compare_page(html, rows, notes, setting, samples)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     if html is not None:

@@ -166,6 +166,16 @@ def translator_row(name: str, card: Card) -> RunRow:
     return row
 
 
+def run_held_out(run_dir: Path) -> tuple[str, str, dict[str, Any], int | None] | None:
+    """(data, split, data options, size) of the pairs a run's trainer evaluated it on, prepared as
+    it prepared them; None where it was not evaluated."""
+    split = (saved_evaluation(run_dir) or {}).get("split")
+    if not isinstance(split, str):
+        return None
+    config = run_config(run_dir)["config"]
+    return config["data"], split, config.get("data_options") or {}, config.get("crop_size")
+
+
 def evaluate_row(row: RunRow, item: Compared, setting: EvaluationSetting) -> list[str]:
     """Evaluate the row's translator afresh: on ``setting.data`` (every figure, the row ranked with
     the others evaluated there), or on a run's own held-out split for LPIPS and FID/KID only."""
@@ -176,11 +186,10 @@ def evaluate_row(row: RunRow, item: Compared, setting: EvaluationSetting) -> lis
     if setting.data is not None:
         data, split, options, size = setting.data, setting.split, setting.data_options, setting.size
     else:
-        config = run_config(item.run_dir)["config"]
-        split = (saved_evaluation(item.run_dir) or {}).get("split")
-        if split is None:
+        own = run_held_out(item.run_dir)
+        if own is None:
             return []  # not evaluated by its trainer: no held-out split to add figures on
-        data, options, size = config["data"], config.get("data_options") or {}, config.get("crop_size")
+        data, split, options, size = own
     evaluation = evaluate(translator, data, split, data_options=options, size=size,
                           lpips_weights=setting.lpips_weights, inception_weights=setting.inception_weights)
     figures = {k: v for k, v in evaluation.means["translator"].items() if k in METRICS_COLUMNS}

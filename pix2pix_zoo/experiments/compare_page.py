@@ -21,16 +21,8 @@ import torch
 from torch import Tensor
 
 from pix2pix_zoo.atomic import write_text_atomic
-from pix2pix_zoo.engine.finish import saved_evaluation
-from pix2pix_zoo.engine.rundir import METRICS, read_metrics, run_config
-from pix2pix_zoo.experiments.compare import (
-    Compared,
-    EvaluationSetting,
-    RunRow,
-    comparison_table,
-    named_items,
-    row_labels,
-)
+from pix2pix_zoo.engine.rundir import METRICS, read_metrics
+from pix2pix_zoo.experiments.compare import EvaluationSetting, RunRow, comparison_table, row_labels, run_held_out
 from pix2pix_zoo.pictures import open_codec, picture, sample_grid
 
 # What metrics.jsonl holds besides the losses.
@@ -46,11 +38,10 @@ STYLE = (
 )
 
 
-def write_compare_page(path: Path, names: list[str], rows: list[RunRow], notes: list[str],
-                       setting: EvaluationSetting, samples: int) -> list[str]:
+def write_compare_page(path: Path, rows: list[RunRow], notes: list[str], setting: EvaluationSetting,
+                       samples: int) -> list[str]:
     """Write the page to ``path`` (atomically); the notes it adds (rows left out of the figure)."""
-    items = named_items(names)
-    figure, figure_notes = _figure(items, rows, setting, samples)
+    figure, figure_notes = _figure(rows, setting, samples)
     header, table = comparison_table(rows, ("<strong>", "</strong>"))
     head = "".join(f"<th>{html.escape(column)}</th>" for column in header)
     body = "".join(
@@ -63,7 +54,7 @@ def write_compare_page(path: Path, names: list[str], rows: list[RunRow], notes: 
         + f"<h2>Held-out samples</h2>{figure}"
         + f"<h2>Figures</h2><p>The best of each group in bold.</p><table class='figures'><thead><tr>{head}</tr></thead>"
         + f"<tbody>{body}</tbody></table>"
-        + f"<h2>Losses</h2>{_loss_charts(items, rows)}</body></html>\n"
+        + f"<h2>Losses</h2>{_loss_charts(rows)}</body></html>\n"
     )
     write_text_atomic(path, page)
     return figure_notes
@@ -75,18 +66,16 @@ def _escape_keeping_strong(cell: str) -> str:
     return f"<strong>{html.escape(text)}</strong>" if strong else html.escape(text)
 
 
-def _figure(items: list[Compared], rows: list[RunRow], setting: EvaluationSetting,
-            samples: int) -> tuple[str, list[str]]:
+def _figure(rows: list[RunRow], setting: EvaluationSetting, samples: int) -> tuple[str, list[str]]:
     from pix2pix_zoo.data import open_dataset
     from pix2pix_zoo.evaluation import prepared_batches
     from pix2pix_zoo.translator import Translator
 
-    source = _figure_source(items, setting)
+    source = _figure_source(rows, setting)
     if source is None:
         return "<p>No row was evaluated: there are no held-out pairs to show.</p>", []
     data, split, options, size = source
-    translators = [Translator.from_pretrained(item.run_dir or item.name, device=setting.device, seed=0)
-                   for item in items]
+    translators = [Translator.from_pretrained(row.run, device=setting.device, seed=0) for row in rows]
     first = translators[0].card
     shown, notes = [], []
     for label, translator in zip(row_labels(rows), translators):
@@ -124,16 +113,11 @@ def _figure(items: list[Compared], rows: list[RunRow], setting: EvaluationSettin
     ), notes
 
 
-def _figure_source(items: list[Compared], setting: EvaluationSetting) -> tuple[str, str, dict, int | None] | None:
+def _figure_source(rows: list[RunRow], setting: EvaluationSetting) -> tuple[str, str, dict, int | None] | None:
     """(data, split, options, size) of the pairs the figure shows."""
     if setting.data is not None:
         return setting.data, setting.split, setting.data_options, setting.size
-    for item in items:
-        evaluation = saved_evaluation(item.run_dir) if item.run_dir else None
-        if evaluation and isinstance(evaluation.get("split"), str):
-            config = run_config(item.run_dir)["config"]
-            return config["data"], evaluation["split"], config.get("data_options") or {}, config.get("crop_size")
-    return None
+    return next((own for row in rows if row.kind == "run" and (own := run_held_out(Path(row.run)))), None)
 
 
 def _png(image: Tensor) -> str:
@@ -142,15 +126,15 @@ def _png(image: Tensor) -> str:
     return f"<img alt='' src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'/>"
 
 
-def _loss_charts(items: list[Compared], rows: list[RunRow]) -> str:
+def _loss_charts(rows: list[RunRow]) -> str:
     from pix2pix_zoo.charts import line_chart
 
     curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
     labels = row_labels(rows)
-    for item, label in zip(items, labels):
-        if item.run_dir is None:
+    for row, label in zip(rows, labels):
+        if row.kind != "run":
             continue
-        for record in read_metrics(item.run_dir / METRICS):
+        for record in read_metrics(Path(row.run) / METRICS):
             for key, value in record.items():
                 if key not in NOT_LOSSES and isinstance(value, (int, float)) and isinstance(record.get("step"), int):
                     curves.setdefault(key, {}).setdefault(label, []).append((record["step"], value))
