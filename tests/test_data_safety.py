@@ -255,11 +255,11 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(run, finishe
 def test_no_checkpoint_that_fails_its_checksum_is_called_good(tmp_path, monkeypatch):
     run_dir = tmp_path / "nan"
     trainer = Trainer(tiny_config(max_steps=12, checkpoint_every=2, log_every=2), run_dir, progress=False)
-    original_save, original_loss = trainer_module.save_checkpoint, trainer.models.objective.generator_loss
+    original_write, original_loss = checkpoint_module.write_checkpoint, trainer.models.objective.generator_loss
 
-    def save_then_corrupt(directory, step, *args, **kwargs):
-        folder = original_save(directory, step, *args, **kwargs)
-        if step == 4:
+    def write_then_corrupt(directory, snapshot, *args, **kwargs):
+        folder = original_write(directory, snapshot, *args, **kwargs)
+        if snapshot.step == 4:
             corrupt_one_weight(folder)
         return folder
 
@@ -267,7 +267,7 @@ def test_no_checkpoint_that_fails_its_checksum_is_called_good(tmp_path, monkeypa
         loss = original_loss(fake, target, logits)
         return type(loss)(loss.total * float("nan"), loss.terms) if trainer.step >= 5 else loss
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_then_corrupt)
+    monkeypatch.setattr(checkpoint_module, "write_checkpoint", write_then_corrupt)
     monkeypatch.setattr(trainer.models.objective, "generator_loss", poisoned)
     with pytest.raises(TrainingDiverged, match=r"the last good checkpoint is .*step-000000002$"):
         trainer.fit()

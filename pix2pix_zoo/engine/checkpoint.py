@@ -6,6 +6,10 @@ sha256 of every tensor file, verified on load). It is written under a temporary 
 and renamed into place; only then does the file ``checkpoints/latest`` (replaced atomically too) point
 at it. A process killed at any moment leaves the previous checkpoint, or the new one, complete and
 loadable; a write the system refuses (a full disk) leaves the previous one and no temporary files.
+
+Training does not wait for the disk: :func:`take_snapshot` copies the tensors out (on CUDA into
+pinned host memory, asynchronously) and a :class:`CheckpointWriter` writes the copy on a thread of
+its own, one write at a time, by the same atomic steps as :func:`save_checkpoint`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -33,13 +40,14 @@ class CheckpointError(ZooError):
 
 
 def flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimiser's state dict into tensors (for safetensors) and plain data (for JSON)."""
+    """Split an optimiser's state dict into host copies of its tensors (for safetensors) and plain
+    data (for JSON)."""
     state = optimizer.state_dict()
     tensors, scalars = {}, {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{key}"] = value.detach().contiguous().cpu()
+                tensors[f"{index}.{key}"] = host_copy(value)
             else:
                 scalars[f"{index}.{key}"] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
@@ -64,9 +72,51 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch
                 values[key] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
+def host_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of ``tensor`` in host memory that later in-place updates do not reach.
+
+    From a GPU the copy goes to pinned memory without blocking (the caller waits for it, see
+    :class:`Snapshot`); torch's caching host allocator hands the same pinned blocks to the next
+    snapshot once this one is freed.
+    """
+    tensor = tensor.detach()
+    if tensor.device.type == "cpu":
+        return tensor.clone(memory_format=torch.contiguous_format)
+    copy = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=tensor.device.type == "cuda")
+    return copy.copy_(tensor.contiguous(), non_blocking=tensor.device.type == "cuda")
+
+
 def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A module's state dict as contiguous CPU tensors, ready for safetensors."""
-    return {key: value.detach().contiguous().cpu() for key, value in module.state_dict().items()}
+    """Host copies of a module's state dict, ready for safetensors."""
+    return {key: host_copy(value) for key, value in module.state_dict().items()}
+
+
+@dataclass
+class Snapshot:
+    """Everything a checkpoint writes, copied out of the training state at one step."""
+
+    step: int
+    tensors: dict[str, dict[str, torch.Tensor]]  # file stem -> tensors
+    state: dict[str, Any]  # state.json without the checksums
+    copied: Any = None  # a CUDA event recorded after the copies to the host were queued; None on a CPU
+
+    def wait_until_copied(self) -> None:
+        if self.copied is not None:
+            self.copied.synchronize()
+
+
+def take_snapshot(step: int, modules: dict[str, torch.nn.Module], optimizers: dict[str, torch.optim.Optimizer],
+                  state: dict[str, Any]) -> Snapshot:
+    """Copies of the networks' and optimisers' tensors at ``step``, and the JSON state to go with them."""
+    tensors_of = {key: module_tensors(module) for key, module in modules.items()}
+    plain_optimizers = {}
+    for key, optimizer in optimizers.items():
+        tensors_of[key], plain_optimizers[key] = flatten_optimizer(optimizer)
+    copied = None
+    if any(t.is_pinned() for tensors in tensors_of.values() for t in tensors.values()):
+        copied = torch.cuda.Event()
+        copied.record()
+    return Snapshot(step, tensors_of, {**state, "step": step, "optimizers": plain_optimizers}, copied)
 
 
 def save_checkpoint(
@@ -77,10 +127,18 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Write one checkpoint atomically, point ``latest`` at it, keep the newest ``keep``; return its folder.
+    """Write one checkpoint atomically, point ``latest`` at it, keep the newest ``keep``; return its
+    folder. (:class:`CheckpointWriter` does the same without making the caller wait for the disk.)"""
+    return write_checkpoint(directory, take_snapshot(step, modules, optimizers, state), keep)
+
+
+def write_checkpoint(directory: Path, snapshot: Snapshot, keep: int = 2) -> Path:
+    """Write ``snapshot`` as a checkpoint atomically, point ``latest`` at it, keep the newest ``keep``;
+    return its folder.
 
     The caller holds the run's lock, so temporary files found here are a dead process's and go.
     """
+    step = snapshot.step
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob(".*.tmp"):
         if stale.is_dir() and not stale.is_symlink():
@@ -93,15 +151,12 @@ def save_checkpoint(
     pointer = directory / f".{LATEST}.tmp"
     try:
         temporary.mkdir()
-        plain_optimizers, checksums = {}, {}
-        tensors_of = {key: module_tensors(module) for key, module in modules.items()}
-        for key, optimizer in optimizers.items():
-            tensors_of[key], plain_optimizers[key] = flatten_optimizer(optimizer)
-        for key, tensors in tensors_of.items():
+        checksums = {}
+        snapshot.wait_until_copied()
+        for key, tensors in snapshot.tensors.items():
             save_file(tensors, temporary / f"{key}.safetensors")
             checksums[f"{key}.safetensors"] = sha256_of(temporary / f"{key}.safetensors")
-        write_json_atomic(temporary / STATE, {**state, "step": step, "optimizers": plain_optimizers,
-                                              "sha256": checksums})
+        write_json_atomic(temporary / STATE, {**snapshot.state, "sha256": checksums})
         for path in temporary.iterdir():
             fsync_path(path)
         fsync_path(temporary)
@@ -126,6 +181,58 @@ def save_checkpoint(
     for old in sorted(p for p in directory.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a thread of its own, so that training goes on while the disk works.
+
+    At most one write is in flight: :meth:`submit` first waits for the previous one (a snapshot
+    holds a full copy of the training state; two would double that). A write that fails is
+    reported by the next call to :meth:`submit`, :meth:`check` or :meth:`wait` as the
+    :class:`CheckpointError` that :func:`write_checkpoint` raised, in one line; the checkpoint
+    before it stays the newest.
+    """
+
+    def __init__(self, directory: Path, keep: int) -> None:
+        self.directory, self.keep = directory, keep
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self.writes, self.seconds_writing = 0, 0.0  # written on the writer's thread
+
+    def submit(self, snapshot: Snapshot, then: Callable[[], None] = lambda: None) -> None:
+        """Write ``snapshot`` once the previous write has ended, then call ``then`` (on the writer's
+        thread, only if the write succeeded)."""
+        self.wait()
+        self._thread = threading.Thread(target=self._write, args=(snapshot, then), name="checkpoint-writer")
+        self._thread.start()
+
+    def _write(self, snapshot: Snapshot, then: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        try:
+            write_checkpoint(self.directory, snapshot, self.keep)
+            then()
+        except BaseException as error:  # handed to the training thread, which stops the run
+            self._error = error
+        finally:
+            self.writes += 1
+            self.seconds_writing += time.perf_counter() - started
+
+    def check(self) -> None:
+        """Raise the error of a write that has failed, if one has."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def join(self) -> None:
+        """Wait for the write in flight (if any) to end, keeping its error for :meth:`check`."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def wait(self) -> None:
+        """Wait for the write in flight (if any) to end; raise its error if it failed."""
+        self.join()
+        self.check()
 
 
 def _pointed_name(directory: Path) -> str | None:

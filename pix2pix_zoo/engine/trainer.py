@@ -30,6 +30,7 @@ and ``report.py``.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import sys
@@ -43,15 +44,16 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from pix2pix_zoo.atomic import write_json_atomic
+from pix2pix_zoo.atomic import write_bytes_atomic, write_json_atomic
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.data.augment import PairedAugment, orient, uniform_batches
 from pix2pix_zoo.engine import distributed
 from pix2pix_zoo.engine.checkpoint import (
     CheckpointError,
+    CheckpointWriter,
     load_newest_checkpoint,
     newest_verified_checkpoint,
-    save_checkpoint,
+    take_snapshot,
 )
 from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu
@@ -71,8 +73,18 @@ from pix2pix_zoo.engine.loading import (
     loader_workers,
     raise_loader_error,
 )
+from pix2pix_zoo.engine.phases import PhaseClock, describe, process_age
 from pix2pix_zoo.engine.report import write_report
-from pix2pix_zoo.engine.rundir import CONFIG, METRICS, RunExists, RunLock, install_run, read_metrics, trim_metrics
+from pix2pix_zoo.engine.rundir import (
+    CONFIG,
+    METRICS,
+    RunExists,
+    RunLock,
+    install_run,
+    read_metrics,
+    run_config,
+    trim_metrics,
+)
 from pix2pix_zoo.engine.setup import (
     check_batches_share_sizes,
     check_crop_size,
@@ -121,6 +133,8 @@ class Trainer:
     computes, ``config.device`` and ``workers``, apply: they change no result, as every step
     reseeds its own randomness.
     The run directory stays locked to this process until :meth:`fit` ends.
+    ``count_process_start`` times the process's start-up as the run's ``start`` phase (see
+    :mod:`~pix2pix_zoo.engine.phases`), for a process started to make this one trainer (``zoo train``).
     """
 
     def __init__(
@@ -134,6 +148,7 @@ class Trainer:
         overwrite: bool = False,
         progress: bool = True,
         echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+        count_process_start: bool = False,
     ) -> None:
         self.ranks, self.device = distributed.start(config.device)
         self.run_dir = Path(run_dir)
@@ -141,8 +156,13 @@ class Trainer:
         self.show_progress = progress and self.ranks.is_main
         self._lock: RunLock | None = None  # rank 0's lock of the run directory
         self._old_lock: RunLock | None = None  # with overwrite: the lock of the run being replaced
+        self.clock = PhaseClock()
+        age = process_age() if count_process_start else None
+        if age is not None:
+            self.clock.add("start", age)
         try:
-            self._set_up(config, resume, max_steps, workers, overwrite)
+            with self.clock.timing("set_up"):
+                self._set_up(config, resume, max_steps, workers, overwrite)
         except BaseException:
             self._release()
             raise
@@ -197,6 +217,8 @@ class Trainer:
         if resume:
             self._load_latest()
         self._saved_step = self.step if resume else None  # the step whose checkpoint exists
+        self._resumed_from = self.step if resume else None
+        self._writer = CheckpointWriter(self.run_dir / "checkpoints", config.keep_checkpoints)
         self.sampler = DistributedSampler(
             self.dataset,
             num_replicas=self.ranks.world_size,
@@ -383,16 +405,19 @@ class Trainer:
         self._saved_step = self.step
         if not self.ranks.is_main:
             return
-        modules, optimizers = self._checkpoint_parts()
-        state = {
-            "epoch": self.epoch,
-            "step_in_epoch": self.step_in_epoch,
-            "lr_factor": self.config.lr_factor(self.epoch),
-            "amp": self.amp.state_dict(),
-            "rng": "reseeded from (seed, step, rank) at every step",
-        }
-        save_checkpoint(self.run_dir / "checkpoints", self.step, modules, optimizers, state, self.config.keep_checkpoints)
-        write_report(self.run_dir, str(self.spec), self._summary())
+        with self.clock.timing("checkpoints"):
+            modules, optimizers = self._checkpoint_parts()
+            state = {
+                "epoch": self.epoch,
+                "step_in_epoch": self.step_in_epoch,
+                "lr_factor": self.config.lr_factor(self.epoch),
+                "amp": self.amp.state_dict(),
+                "rng": "reseeded from (seed, step, rank) at every step",
+            }
+            snapshot = take_snapshot(self.step, modules, optimizers, state)
+            summary = self._summary()
+            # The disk's work, and the report that shows the run so far, go on beside the next steps.
+            self._writer.submit(snapshot, then=lambda: write_report(self.run_dir, str(self.spec), summary))
 
     def _load_latest(self) -> None:
         modules, optimizers = self._checkpoint_parts()
@@ -430,6 +455,7 @@ class Trainer:
         self._sums, self._count, self._window_start = {}, 0, time.perf_counter()
         bad = [k for k, v in values.items() if v != v or v in (float("inf"), float("-inf"))]
         if bad:
+            self._writer.join()  # a checkpoint being written holds finite losses: it counts once written
             last = newest_verified_checkpoint(self.run_dir / "checkpoints")
             kept = f"the last good checkpoint is {last}" if last else "there is no checkpoint that verifies"
             raise TrainingDiverged(f"loss {', '.join(bad)} became {values[bad[0]]} by step {self.step}; {kept}")
@@ -460,7 +486,10 @@ class Trainer:
         with inference_mode(generator, "paper"):
             fake = self._translate(generator, x)
         views = picture(self.codec, x), picture(self.codec, x, fake), picture(self.codec, x, y)
-        sample_grid(*views).save(self.run_dir / "samples" / f"step-{self.step:09d}.png")
+        encoded = io.BytesIO()
+        sample_grid(*views).save(encoded, format="PNG")
+        # Whole or not at all: the report may be drawn from the folder on the checkpoint writer's thread.
+        write_bytes_atomic(self.run_dir / "samples" / f"step-{self.step:09d}.png", encoded.getvalue())
 
     def _translate(self, generator: nn.Module, x: Tensor) -> Tensor:
         """Generate in chunks of the training batch size: in paper mode batch norm uses the batch's
@@ -490,6 +519,7 @@ class Trainer:
             distributed.wait_for_all(self.ranks)
             return result
         finally:
+            self._writer.join()  # the run directory stays locked until the last checkpoint is on disk
             if self._tensorboard is not None:
                 self._tensorboard.close()
             distributed.stop()
@@ -515,6 +545,7 @@ class Trainer:
                             group["lr"] = base_lr * config.lr_factor(self.epoch)
                 self.sampler.set_epoch(self.epoch)
                 self.skipping.skip = self.step_in_epoch * config.batch_size
+                started = time.perf_counter()
                 for batch in self.loader:
                     seed = step_seed(config.seed, self.step, self.ranks.rank)
                     torch.manual_seed(seed)  # dropout
@@ -535,20 +566,35 @@ class Trainer:
                         record = self._flush()
                         if record is not None:
                             progress.update(task, status=self._status(record))
+                    self._time_step(time.perf_counter() - started)
                     if self.step % config.sample_every == 0 and self.ranks.is_main:
-                        self._write_samples()
+                        with self.clock.timing("samples"):
+                            self._write_samples()
+                    self._writer.check()  # a checkpoint that could not be written stops the run here
                     if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                         self._save()
                     if self.step >= total_steps:
                         break
+                    started = time.perf_counter()
                 if self.step_in_epoch >= self.batches_per_epoch or self.step >= total_steps:
                     self._save()
         self._flush()
         evaluation = None
         if self.ranks.is_main:
-            self._write_samples()
+            with self.clock.timing("samples"):
+                self._write_samples()
             evaluation = self._finish()
         return TrainResult(self.run_dir, self.step, self.epoch, evaluation, self.ranks.is_main)
+
+    def _time_step(self, seconds: float) -> None:
+        """Count a step's time as the session's first step or as one of its steady ones."""
+        if "first_step" not in self.clock.seconds:
+            if self.device.type == "cuda":  # once: the first step's kernels are queued, not yet run
+                torch.cuda.synchronize(self.device)
+            self.clock.add("first_step", seconds)
+            return
+        self.clock.add("steps", seconds)
+        self.clock.images_in_steps += self.config.batch_size * self.ranks.world_size
 
     def _status(self, record: dict[str, Any]) -> str:
         losses = " ".join(f"{k}={record[k]:.3f}" for k in ("d", "g_gan", "g_l1") if k in record)
@@ -572,7 +618,11 @@ class Trainer:
     # -- the end ---------------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any] | None:
         generator = self.ema.module if self.ema is not None else self.models.generator
-        evaluation = self.evaluate(generator)
+        with self.clock.timing("evaluation"):  # beside the last checkpoint's write
+            evaluation = self.evaluate(generator)
+        self._writer.wait()
+        if self._writer.writes:
+            self.clock.add("checkpoint_writes", self._writer.seconds_writing, self._writer.writes)
         card = Card(
             spec=str(self.spec),
             in_channels=self.models.in_channels,
@@ -589,11 +639,22 @@ class Trainer:
             provenance={"run": str(self.run_dir), "step": self.step, "ema": self.ema is not None,
                         "versions": package_versions()},
         )
-        save_translator(self.run_dir / "translator", generator, card)
+        with self.clock.timing("export"):
+            save_translator(self.run_dir / "translator", generator, card)
         if evaluation is not None:
             write_json_atomic(self.run_dir / EVALUATION, evaluation)
-        write_report(self.run_dir, str(self.spec), {**self._summary(), **evaluation_summary(evaluation, self.config.data)})
+        with self.clock.timing("report"):
+            write_report(self.run_dir, str(self.spec), {**self._summary(), **evaluation_summary(evaluation, self.config.data)})
+        self._record_timings()
         return evaluation
+
+    def _record_timings(self) -> None:
+        """Add this session's :mod:`~pix2pix_zoo.engine.phases` to config.json and say them in one line."""
+        record = self.clock.record(resumed_from_step=self._resumed_from, last_step=self.step)
+        saved = run_config(self.run_dir)
+        earlier = saved.get("timings") if isinstance(saved.get("timings"), list) else []
+        write_json_atomic(self.run_dir / CONFIG, {**saved, "timings": [*earlier, record]})
+        self.echo(describe(record))
 
     def evaluate(self, generator: nn.Module) -> dict[str, Any] | None:
         """The held-out evaluation of ``generator`` (see :func:`~pix2pix_zoo.engine.finish.evaluate_held_out`);
