@@ -65,7 +65,7 @@ from pix2pix_zoo.engine.finish import (
     held_out_lpips,
     open_held_out,
 )
-from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
+from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers, start_importing_dynamo
 from pix2pix_zoo.engine.loading import (
     GuardedImages,
     SkippingSampler,
@@ -188,6 +188,8 @@ class Trainer:
         # A codec describes the default direction's input and output; reversed, show channels as they are.
         self.codec_name = self.info.codec if self.direction == self.info.default_direction else ""
         self.codec = open_codec(self.codec_name)
+        if not config.compile:
+            start_importing_dynamo()  # beside the networks' building, which runs torch's kernels
         torch.manual_seed(config.seed)  # the same initial weights for the same seed, on every rank
         self.models: Pix2Pix = self.spec.build(in_channels, out_channels)
         check_crop_size(config, self.spec, self.models.generator.size_multiple)
