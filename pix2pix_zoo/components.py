@@ -5,13 +5,17 @@ everything else looks components up here. A factory's keyword options are its sp
 must have defaults and simple annotations (``int``, ``float``, ``bool``, ``str`` or a ``Literal``),
 so that spec strings can be validated and coerced without building anything. An annotation may be
 ``Annotated`` with :class:`Bounds` (an int or float option's range; ints are otherwise bounded to
-64 bits) and :class:`External` (the option makes the factory read a file or the network).
+64 bits) and :class:`External` (the option makes the factory read a file or the network). A factory
+may be registered by its import path, as a :class:`LazyFactory`: its module is imported when the
+factory is first used, so that listing what is installed imports neither it nor torch.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
+import importlib
 import inspect
 import re
 import typing
@@ -33,6 +37,7 @@ FACTORY_ARGUMENTS: dict[str, tuple[str, ...]] = {
 }
 
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")  # package.module:function
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -257,6 +262,52 @@ def factory_options(kind: str, name: str, factory: Callable) -> tuple[Option, ..
     return tuple(options)
 
 
+class LazyFactory:
+    """A factory named by its import path, ``"package.module:function"``, and imported when it is first
+    called or its options are read. Registered in place of the function, it keeps a plugin's modules,
+    and torch with them, out of what only lists components: every ``--help``, ``zoo list``, ``zoo data
+    list``. Its signature is checked when it is imported, not when it is registered.
+
+    Keyword ``attributes`` are attributes of the factory that listings read, given here so that reading
+    them imports nothing (a dataset's ``info``); any other attribute is the imported factory's own.
+    """
+
+    def __init__(self, path: str, **attributes: Any) -> None:
+        if not isinstance(path, str) or not IMPORT_PATH.fullmatch(path):
+            raise PluginError(f"a LazyFactory takes an import path 'package.module:function', not {path!r}")
+        self.path = path
+        self.attributes = attributes
+        self._factory: Callable | None = None
+
+    def load(self) -> Callable:
+        """The factory itself, its module imported on the first call."""
+        if self._factory is None:
+            module, _, name = self.path.partition(":")
+            try:
+                factory = getattr(importlib.import_module(module), name)
+            except Exception as error:  # the plugin's module fails to import, or lacks the name
+                raise PluginError(f"cannot import the factory {self.path!r}: {type(error).__name__}: {error}") from None
+            if not callable(factory):
+                raise PluginError(f"the factory {self.path!r} is not callable")
+            self._factory = factory
+        return self._factory
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # Asked only for what the instance itself lacks: a declared attribute, else the factory's.
+        declared = self.__dict__.get("attributes", {})
+        if name in declared:
+            return declared[name]
+        if name.startswith("__"):  # copy and pickle probe for dunders: never import for those
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+    def __repr__(self) -> str:
+        return f"LazyFactory({self.path!r})"
+
+
 @dataclass(frozen=True)
 class Component:
     """A registered factory with its kind, names, options and the plugin that registered it."""
@@ -267,7 +318,12 @@ class Component:
     aliases: tuple[str, ...]
     summary: str
     plugin: str
-    options: tuple[Option, ...]
+
+    @functools.cached_property
+    def options(self) -> tuple[Option, ...]:
+        """The factory's keyword options in signature order (reading them imports a :class:`LazyFactory`)."""
+        factory = self.factory.load() if isinstance(self.factory, LazyFactory) else self.factory
+        return factory_options(self.kind, self.name, factory)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -297,8 +353,8 @@ class Component:
                 values[key] = option.coerce(value)
             except ValueError as error:
                 raise SpecError(f"{self.kind} {self.name!r}: option {key!r} {error}") from None
-        order = [o.name for o in self.options]
-        return dict(sorted(values.items(), key=lambda item: order.index(item[0])))
+        # The order is read only where there are values: a part without options imports no LazyFactory.
+        return dict(sorted(values.items(), key=lambda item: [o.name for o in self.options].index(item[0])))
 
     def non_default(self, values: dict[str, Any]) -> dict[str, Any]:
         """The options whose value differs from the factory default (what a canonical spec keeps)."""
@@ -336,7 +392,8 @@ class Registry:
         summary: str = "",
         plugin: str = "<runtime>",
     ) -> Component:
-        """Validate and add one component; raise PluginError on a bad name, duplicate or signature."""
+        """Validate and add one component; raise PluginError on a bad name, duplicate or signature
+        (a :class:`LazyFactory`'s signature is checked when it is first imported)."""
         if kind not in KINDS:
             raise PluginError(f"plugin {plugin!r}: unknown kind {kind!r}; kinds are {', '.join(KINDS)}")
         aliases = tuple(aliases)
@@ -354,7 +411,9 @@ class Registry:
         if not callable(factory):
             raise PluginError(f"plugin {plugin!r}: the factory of {kind} {name!r} is not callable")
         summary = " ".join(str(summary).split())
-        component = Component(kind, name, factory, aliases, summary, plugin, factory_options(kind, name, factory))
+        component = Component(kind, name, factory, aliases, summary, plugin)
+        if not isinstance(factory, LazyFactory):
+            component.options  # noqa: B018 - a function's signature is checked at once, a LazyFactory's on import
         self._components[name] = component
         for label in (name, *aliases):
             self._lookup[label] = component

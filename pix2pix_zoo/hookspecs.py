@@ -9,7 +9,10 @@ Every registration hook receives a ``register`` callback; a plugin calls it once
         register("my_unet", my_unet, aliases=("mu",), summary="A U-Net with ...")
 
 ``register(name, factory, *, aliases=(), summary="")`` validates at once: the name grammar, unique
-names across all kinds, and the factory's signature (see :mod:`pix2pix_zoo.components`).
+names across all kinds, and the factory's signature (see :mod:`pix2pix_zoo.components`). A factory
+whose module imports torch can be given by its import path,
+``LazyFactory("my_plugin.nets:my_unet")``: it is imported, and its signature checked, when first
+used, so that what only lists components (``zoo list``, every ``--help``) imports no torch.
 Hook API version: see ``pix2pix_zoo.HOOK_API_VERSION``.
 """
 

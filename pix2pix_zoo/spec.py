@@ -17,15 +17,15 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from pix2pix_zoo.components import Component, Registry, format_value
 from pix2pix_zoo.errors import PluginError, SpecError
 from pix2pix_zoo.interfaces import Objective
 from pix2pix_zoo.plugins import get_host, get_registry
+
+if TYPE_CHECKING:  # torch is imported where networks are built: resolving a spec (zoo list) needs none
+    from torch import nn
 
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -197,6 +197,8 @@ def _call(part: SpecPart, *args: Any) -> Any:
 
 
 def _check_attribute(module: Any, attribute: str, part: SpecPart) -> None:
+    from torch import nn
+
     value = getattr(module, attribute, None)
     if not isinstance(module, nn.Module) or not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise PluginError(
@@ -257,6 +259,8 @@ def _parameters(module: nn.Module) -> int:
 def describe(text: str | Spec, in_channels: int = 3, out_channels: int = 3) -> dict[str, Any]:
     """Facts about what a spec builds (``zoo info``); networks are built on the meta device, so no
     weights are allocated or initialised."""
+    import torch
+
     spec = resolve(text)
     with torch.device("meta"):
         models = spec.build(in_channels, out_channels)

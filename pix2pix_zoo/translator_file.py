@@ -16,18 +16,18 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
 from safetensors import safe_open
-from safetensors.torch import save
-from torch import Tensor, nn
 
 from pix2pix_zoo.atomic import temporary_path
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
 from pix2pix_zoo.plugins import missing_distributions_hint
 from pix2pix_zoo.spec import MAX_CHANNELS, Spec, resolve
 from pix2pix_zoo.weights import misfit, read_safetensors, safetensors_shapes
+
+if TYPE_CHECKING:  # torch is imported where tensors are written or networks built: the catalog lists without it
+    from torch import Tensor, nn
 
 InferenceMode = Literal["eval", "paper"]
 WEIGHTS_FILE = "model.safetensors"
@@ -114,6 +114,8 @@ def save_translator(directory: Path, generator: nn.Module, card: Card) -> Path:
     over the target, so that concurrent saves never share a half-written file; a failed write
     (a full disk) leaves the folder as it was and is one ZooError.
     """
+    from safetensors.torch import save
+
     path = directory / WEIGHTS_FILE
     temporary = temporary_path(path)
     tensors = {k: v.detach().contiguous().cpu() for k, v in generator.state_dict().items()}
@@ -207,6 +209,8 @@ def _meta_generator(text: str | Spec, in_channels: int, out_channels: int, where
     (see :class:`pix2pix_zoo.components.External`), and its generator on the meta device, which
     allocates and initialises nothing; a ZooError naming ``where`` if either is invalid (and the
     plugin distributions to install, of ``plugins``, where this environment lacks them)."""
+    import torch
+
     try:
         spec = resolve(text).self_contained()
         with torch.device("meta"):

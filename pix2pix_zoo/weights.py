@@ -7,17 +7,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import safe_open
-from safetensors.torch import load_file
-from torch import Tensor
 
 from pix2pix_zoo.errors import ZooError
+
+if TYPE_CHECKING:  # torch is imported where tensors are read: the translator catalog lists without it
+    from torch import Tensor
 
 
 def read_safetensors(path: Path) -> dict[str, Tensor]:
     """A safetensors file's tensors, on the CPU."""
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(path), device="cpu")
     except Exception as error:  # safetensors raises its own error types for corrupt files
@@ -70,6 +73,8 @@ def read_state_dict_pth(path: Path, label: str | None = None) -> dict[str, Tenso
     Nothing but tensors is accepted: the weights-only unpickler refuses other Python objects, and a
     nested dict, a list or a number is refused here. No ``module.`` prefix is stripped.
     """
+    import torch
+
     label = label or str(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -80,7 +85,7 @@ def read_state_dict_pth(path: Path, label: str | None = None) -> dict[str, Tenso
     if not isinstance(state, dict):
         raise ZooError(f"{label} holds a {type(state).__name__}, not a state dict of tensors")
     for key, value in state.items():
-        if not isinstance(key, str) or not isinstance(value, Tensor):
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise ZooError(f"{label}: entry {key!r} is a {type(value).__name__}, not a tensor; only a flat state dict is accepted")
     return dict(state)  # a plain dict: drops the per-module versions of an OrderedDict's _metadata
 

@@ -6,6 +6,7 @@ import json
 import logging
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -382,3 +383,39 @@ def test_plugin_authors_get_the_fixtures_from_the_installed_package(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "2 passed" in result.stdout
+
+
+def test_a_lazy_factory_is_imported_when_first_used(register_plugin, tmp_path, monkeypatch):
+    from pix2pix_zoo.components import LazyFactory
+    from pix2pix_zoo.data import dataset_info
+    from pix2pix_zoo.interfaces import DatasetInfo
+    from pix2pix_zoo.plugins import get_registry
+    from pix2pix_zoo.spec import resolve
+
+    (tmp_path / "lazy_nets.py").write_text(textwrap.dedent(GOOD_PLUGIN))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = DatasetInfo("lazy_data", task="nothing <-> nothing")
+
+    class Plugin:
+        @hookimpl
+        def register_generators(self, register):
+            register("lazy_net", LazyFactory("lazy_nets:tiny_net"), summary="imported on first use")
+
+        @hookimpl
+        def register_datasets(self, register):
+            register("lazy_data", LazyFactory("no_such_module_here:reader", info=info))
+
+    register_plugin(Plugin(), "lazy")
+
+    component = get_registry().get("lazy_net")
+    assert component.summary == "imported on first use" and "lazy_nets" not in sys.modules
+    assert str(resolve("lazy_net+l1")) == "lazy_net+l1" and "lazy_nets" not in sys.modules  # no options to read
+    assert str(resolve("lazy_net(width=8)+l1")) == "lazy_net(width=8)+l1" and "lazy_nets" in sys.modules
+    assert resolve("lazy_net+l1").build_generator(3, 3).size_multiple == 1
+    data = get_registry().get("lazy_data")
+    assert dataset_info(data.factory) is info  # declared: read without importing
+    with pytest.raises(PluginError, match="cannot import the factory 'no_such_module_here:reader': ModuleNotFound"):
+        data.build(tmp_path, "train")
+    with pytest.raises(PluginError, match="an import path 'package.module:function'"):
+        LazyFactory("lazy_nets.tiny_net")
+    sys.modules.pop("lazy_nets")

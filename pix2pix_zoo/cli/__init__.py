@@ -62,6 +62,17 @@ def make_app() -> typer.Typer:
     return app
 
 
+def command_paths(app: typer.Typer) -> list[tuple[str, ...]]:
+    """The words that call each command and subcommand of ``app``, the root's ``()`` first: what the
+    startup test and benchmark run with ``--help``."""
+
+    def walk(command, words: tuple[str, ...]) -> list[tuple[str, ...]]:
+        subcommands = getattr(command, "commands", {})  # a group's; a plain command has none
+        return [words, *(path for name in sorted(subcommands) for path in walk(subcommands[name], (*words, name)))]
+
+    return walk(typer.main.get_command(app), ())
+
+
 def _add_plugin_commands(app: typer.Typer, host) -> None:
     """Call every plugin's ``register_commands`` and note which commands each one added.
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pix2pix_zoo.errors import DataError, SpecError, ZooError, first_line
 from pix2pix_zoo.home import datasets_dir
 from pix2pix_zoo.interfaces import DatasetInfo, PairedDataset
+
+PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+"""``--preprocess``, what :mod:`~pix2pix_zoo.data.augment` does: named here, apart from its torch code, so
+that a run's settings (``engine/config.py``, the options of ``zoo train``) read without torch."""
 
 
 def parse_data(text: str) -> tuple[str, str | None]:

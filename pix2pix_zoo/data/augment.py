@@ -34,16 +34,15 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pix2pix_zoo.data import PreprocessMode
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.interfaces import Direction
 
-PreprocessMode = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 PREPROCESS_MODES: tuple[str, ...] = typing.get_args(PreprocessMode)
 
 

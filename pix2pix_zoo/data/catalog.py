@@ -68,14 +68,19 @@ class DatasetEntry:
     plugin: str
     summary: str
     info: DatasetInfo | None
-    prepare: Callable[..., Path] | None
+    factory: Callable = dataclasses.field(repr=False)
     root: Path
 
     @classmethod
     def of(cls, component: Component, root: Path) -> DatasetEntry:
-        info = dataset_info(component.factory)
-        prepare = getattr(component.factory, "prepare", None)
-        return cls(component.name, component.plugin, component.summary, info, prepare, Path(root))
+        return cls(component.name, component.plugin, component.summary, dataset_info(component.factory),
+                   component.factory, Path(root))
+
+    @property
+    def prepare(self) -> Callable[..., Path] | None:
+        """The plugin's function that builds the dataset from files the user obtained, if any (read
+        only when asked: a :class:`~pix2pix_zoo.components.LazyFactory` is imported to answer)."""
+        return getattr(self.factory, "prepare", None)
 
     @property
     def reads_your_files(self) -> bool:

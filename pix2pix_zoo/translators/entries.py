@@ -41,6 +41,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 INFERENCE_MODES = ("paper", "eval")
 MAX_TRAIN_SIZE = 2**16  # a training crop's side
 MAX_SIZE_BYTES = 2**40  # a weights file of a terabyte is already no translator
+MAX_PARAMETERS = 2**40  # nor a generator of a trillion parameters
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class TranslatorEntry:
     license: str
     sha256: str | None = None
     size_bytes: int | None = None
+    parameters: int | None = None
+    """The generator's parameter count: recorded in the entry (``zoo publish`` writes it) so that ``zoo
+    list`` shows it without building the network; :func:`parse_entry` counts it when it is not."""
     citation: str = ""
     source: str = ""
     notes: str = ""
@@ -102,13 +106,6 @@ class TranslatorEntry:
             return "published"
         return "recorded" if self.recorded_sha256 else "unverified"
 
-    @property
-    def parameters(self) -> int:
-        """The generator's parameter count (built on the meta device, without the options that would
-        fetch weights: an entry's weights are its file)."""
-        spec = resolve(self.spec).self_contained()
-        return describe(spec, self.in_channels, self.out_channels)["generator"]["parameters"]
-
     def record(self) -> dict[str, Any]:
         """The entry as a registry TOML file holds it (``weights`` and ``metrics`` nested)."""
         weights = {"url": self.url, "format": self.format, "sha256": self.sha256, "size_bytes": self.size_bytes}
@@ -122,7 +119,6 @@ class TranslatorEntry:
             "origin": self.origin,
             "defined_in": self.where,
             "download_url": self.download_url,
-            "parameters": self.parameters,
             "downloaded": self.downloaded,
             "verification": self.verification,
             "path": str(self.weights_path),
@@ -194,7 +190,10 @@ def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorE
         raise fail("metrics", "must be a table of numbers (and strings)")
     if metrics and not isinstance(metrics.get("data"), str):
         raise fail("metrics.data", "must say what the metrics were measured on")
-    return TranslatorEntry(
+    parameters = data.get("parameters")
+    if parameters is not None and not is_count(parameters, MAX_PARAMETERS):
+        raise fail("parameters", f"must be a positive integer up to {MAX_PARAMETERS}, not {parameters!r}")
+    entry = TranslatorEntry(
         name=name,
         spec=spec,
         task=text("task", data["task"]),
@@ -210,6 +209,7 @@ def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorE
                                                 SHA256_PATTERN, "64 hex digits"),
         size_bytes=(None if weights.get("size_bytes") is None
                     else count("weights.size_bytes", weights["size_bytes"], MAX_SIZE_BYTES)),
+        parameters=parameters,
         citation=text("citation", data.get("citation", "")),
         source=text("source", data.get("source", "")),
         notes=text("notes", data.get("notes", "")),
@@ -218,6 +218,15 @@ def parse_entry(data: Mapping[str, Any], where: str, origin: str) -> TranslatorE
         origin=origin,
         where=where,
     )
+    if entry.parameters is not None:
+        return entry
+    # Counted on the meta device (which imports torch) without the options that would fetch weights:
+    # an entry's weights are its file.
+    try:
+        counted = describe(resolve(spec).self_contained(), entry.in_channels, entry.out_channels)
+    except SpecError as error:
+        raise fail("spec", f"does not build a generator for these channels: {error}") from None
+    return dataclasses.replace(entry, parameters=counted["generator"]["parameters"])
 
 
 # -- loading -----------------------------------------------------------------------------------------
@@ -322,9 +331,9 @@ def entry_toml(entry: TranslatorEntry) -> str:
     """The entry as a registry TOML file: scalars, then the ``[weights]`` and ``[metrics]`` tables.
 
     The schema is flat (one level of tables, scalar values), so a few lines write it; tomllib reads
-    it back to the same entry. Empty optional strings and tables are left out.
+    it back to the same entry. Empty optional strings and tables, and a count not yet known, are left out.
     """
-    record = {k: v for k, v in entry.record().items() if v not in ("", {})}
+    record = {k: v for k, v in entry.record().items() if v not in ("", {}, None)}
     lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in record.items() if not isinstance(v, dict)]
     for table, values in record.items():
         if isinstance(values, dict):

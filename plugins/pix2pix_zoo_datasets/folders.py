@@ -117,11 +117,6 @@ def pairs(root: Path, split: str, *, a_channels: int = 3, b_channels: int = 3) -
     return PairedFolders(a_directory, b_directory, info)
 
 
-def register_all(register) -> None:
-    """Register the folder readers with a plugin's ``register`` callback."""
-    register("folder", folder, summary="your side-by-side AB images: --data folder:PATH reads PATH/<split>/")
-    register("pairs", pairs, summary="your A and B images matched by file name: PATH/A/<split>/, PATH/B/<split>/")
-
 
 def _info(name: str, root: Path, a_channels: int, b_channels: int) -> DatasetInfo:
     for option, value in (("a_channels", a_channels), ("b_channels", b_channels)):

@@ -25,93 +25,9 @@ from pix2pix_zoo.download import staged_directory
 from pix2pix_zoo.errors import DataError
 from pix2pix_zoo.interfaces import DatasetInfo, PairedDataset, describe_dataset
 from pix2pix_zoo_datasets.folders import AlignedFolder
+from pix2pix_zoo_datasets.infos import CITYSCAPES, EDGES2HANDBAGS, EDGES2SHOES, FACADES, MAPS, NIGHT2DAY
 
 logger = logging.getLogger("pix2pix_zoo")
-
-BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
-PIX2PIX = (
-    "pairs made for pix2pix: Isola, Zhu, Zhou and Efros, "
-    "Image-to-Image Translation with Conditional Adversarial Networks, CVPR 2017"
-)
-HED = "edges by HED (Xie and Tu, Holistically-Nested Edge Detection, ICCV 2015) and post-processing"
-
-
-def _pix2pix_archive(name: str, **facts) -> DatasetInfo:
-    """The info of a dataset in the pix2pix archive: URL and splits follow from the name and sizes."""
-    return DatasetInfo(name, url=f"{BASE_URL}/{name}.tar.gz", splits=tuple(facts["sizes"]), **facts)
-
-
-FACADES = _pix2pix_archive(
-    "facades",
-    default_direction="BtoA",
-    task="photo <-> architectural labels",
-    license="the CMP Facade Database's terms: https://cmp.felk.cvut.cz/~tylecr1/facade/",
-    source=(
-        "CMP Facade Database: Tylecek and Sara, Spatial Pattern Templates for Recognition of Objects with Regular "
-        f"Structure, GCPR 2013; {PIX2PIX}"
-    ),
-    sizes={"train": 400, "val": 100, "test": 106},
-    download_size=29_000_000,
-)
-CITYSCAPES = DatasetInfo(
-    name="cityscapes",
-    default_direction="BtoA",
-    task="street photo <-> semantic labels",
-    license="the Cityscapes terms of use (no redistribution): https://www.cityscapes-dataset.com/license/",
-    source=f"Cordts et al., The Cityscapes Dataset for Semantic Urban Scene Understanding, CVPR 2016; {PIX2PIX}",
-    splits=("train", "val"),
-    sizes={"train": 2975, "val": 500},
-    manual_download=(
-        "Cityscapes may not be redistributed: download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip "
-        "from https://www.cityscapes-dataset.com, extract them and run "
-        "`zoo data prepare cityscapes --gtfine DIR --leftimg8bit DIR`"
-    ),
-)
-MAPS = _pix2pix_archive(
-    "maps",
-    default_direction="AtoB",
-    task="aerial photo <-> map",
-    license="Google Maps imagery: Google's terms of service",
-    source=f"Google Maps tiles in and around New York City, split at the median latitude; {PIX2PIX}",
-    sizes={"train": 1096, "val": 1098},
-    download_size=239_000_000,
-)
-EDGES2SHOES = _pix2pix_archive(
-    "edges2shoes",
-    default_direction="AtoB",
-    task="edges <-> shoe photo",
-    license="UT Zappos50K's terms: https://vision.cs.utexas.edu/projects/finegrained/utzap50k/",
-    source=(
-        "UT Zappos50K: Yu and Grauman, Fine-Grained Visual Comparisons with Local Learning, CVPR 2014; "
-        f"{HED}; {PIX2PIX}"
-    ),
-    sizes={"train": 49_825, "val": 200},
-    download_size=2_000_000_000,
-)
-EDGES2HANDBAGS = _pix2pix_archive(
-    "edges2handbags",
-    default_direction="AtoB",
-    task="edges <-> handbag photo",
-    license="the iGAN project's terms: https://github.com/junyanz/iGAN",
-    source=(
-        "Amazon handbags from iGAN: Zhu, Kraehenbuehl, Shechtman and Efros, Generative Visual Manipulation on the "
-        f"Natural Image Manifold, ECCV 2016; {HED}; {PIX2PIX}"
-    ),
-    sizes={"train": 138_567, "val": 200},
-    download_size=8_000_000_000,
-)
-NIGHT2DAY = _pix2pix_archive(
-    "night2day",
-    default_direction="AtoB",
-    task="night <-> day",
-    license="the Transient Attributes dataset's terms: http://transattr.cs.brown.edu/",
-    source=(
-        "webcam frames of the Transient Attributes dataset: Laffont, Ren, Tao, Qian and Hays, Transient Attributes "
-        f"for High-Level Understanding and Editing of Outdoor Scenes, SIGGRAPH 2014; {PIX2PIX}"
-    ),
-    sizes={"train": 17_823, "val": 10, "test": 2_287},
-    download_size=1_900_000_000,
-)
 
 
 def open_reference(info: DatasetInfo, root: Path, split: str, *, download: bool = True) -> AlignedFolder:
@@ -231,14 +147,3 @@ def cityscapes(root: Path, split: str, *, download: bool = True) -> PairedDatase
     """
     return open_reference(CITYSCAPES, root, split, download=download)
 
-
-def register_all(register) -> None:
-    """Register the six reference datasets with a plugin's ``register`` callback."""
-    register("facades", facades, summary="CMP Facades: photo | architectural labels; labels -> photo (BtoA)")
-    register(
-        "cityscapes", cityscapes, summary="Cityscapes: street photo | labels; labels -> photo (BtoA); prepared locally"
-    )
-    register("maps", maps, summary="Google Maps: aerial photo | map (AtoB)")
-    register("edges2shoes", edges2shoes, summary="UT Zappos50K: edges | shoe photo (AtoB)")
-    register("edges2handbags", edges2handbags, summary="iGAN handbags: edges | handbag photo (AtoB)")
-    register("night2day", night2day, summary="Transient Attributes: night | day webcam frames (AtoB)")

@@ -12,18 +12,20 @@ over the discriminator's patch map and the batch.
 
 from __future__ import annotations
 
-from typing import Literal
-
-import torch.nn.functional as F
-from torch import Tensor
+from typing import TYPE_CHECKING, Literal
 
 from pix2pix_zoo.interfaces import GeneratorLoss, Objective
+
+if TYPE_CHECKING:  # torch is imported where a loss is computed: resolving a spec builds the objective without it
+    from torch import Tensor
 
 GanMode = Literal["vanilla", "lsgan", "hinge"]
 
 
 def _real_loss(logits: Tensor, mode: GanMode) -> Tensor:
     """Loss that pushes logits towards 'real'."""
+    import torch.nn.functional as F
+
     if mode == "vanilla":
         return F.softplus(-logits).mean()  # = BCE-with-logits against 1, without a target tensor
     if mode == "lsgan":
@@ -33,6 +35,8 @@ def _real_loss(logits: Tensor, mode: GanMode) -> Tensor:
 
 def _fake_loss(logits: Tensor, mode: GanMode) -> Tensor:
     """Loss that pushes logits towards 'fake'."""
+    import torch.nn.functional as F
+
     if mode == "vanilla":
         return F.softplus(logits).mean()  # = BCE-with-logits against 0
     if mode == "lsgan":
@@ -65,6 +69,8 @@ class Pix2PixObjective(Objective):
         return 0.5 * (_real_loss(real_logits, self.gan_mode) + _fake_loss(fake_logits, self.gan_mode))
 
     def generator_loss(self, fake: Tensor, target: Tensor, fake_logits: Tensor | None) -> GeneratorLoss:
+        import torch.nn.functional as F
+
         terms: dict[str, Tensor] = {}
         if self.gan_mode is not None:
             if fake_logits is None:
