@@ -10,10 +10,10 @@ import abc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, TypeVar, runtime_checkable
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # the contracts import without torch: `zoo list` and `zoo data list` read them
+    from torch import Tensor
 
 Direction = Literal["AtoB", "BtoA"]
 
@@ -26,6 +26,21 @@ class Generator(Protocol):
     """H and W must be multiples of this (256 for an 8-level U-Net)."""
 
     def __call__(self, x: Tensor) -> Tensor: ...
+
+
+@runtime_checkable
+class ActivationCheckpointing(Protocol):
+    """An optional capability of a generator: ``zoo train --activation-checkpointing`` calls
+    ``set_activation_checkpointing(True)`` before training, and refuses a generator without it.
+
+    While enabled, in training mode with gradients on (:func:`pix2pix_zoo.recompute.applies`), the
+    generator frees its intermediate activations after the forward pass and recomputes them in the
+    backward pass, segment by segment (:func:`pix2pix_zoo.recompute.recompute`). It must change
+    nothing else: the same state dict, the same outputs and gradients to rounding (dropout masks
+    included), running statistics updated once per forward pass; evaluation and inference as without it.
+    """
+
+    def set_activation_checkpointing(self, enabled: bool) -> None: ...
 
 
 @runtime_checkable
@@ -61,6 +76,8 @@ class Objective(abc.ABC):
 
     def discriminator_input(self, x: Tensor, y: Tensor) -> Tensor:
         """What the discriminator judges for the pair (input ``x``, real or generated ``y``)."""
+        import torch  # here, not at the top: resolving a spec builds its objective without torch
+
         return torch.cat([x, y], dim=1) if self.conditional else y
 
     @abc.abstractmethod
@@ -147,8 +164,10 @@ class ImageCodec(abc.ABC):
         [0, 1]; ``y=None`` shows the input alone."""
 
 
-class PairedDataset(torch.utils.data.Dataset, abc.ABC):
-    """A map-style dataset of aligned pairs, decoded but not augmented.
+class PairedDataset(abc.ABC):
+    """A map-style dataset of aligned pairs, decoded but not augmented: what torch's ``DataLoader``
+    takes (``__len__`` and ``__getitem__``), without subclassing torch's ``Dataset``, so that the
+    contracts import without torch.
 
     Item ``i`` is a dict ``{"a": Tensor[C_a, H, W], "b": Tensor[C_b, H, W], "name": str}`` of
     ``uint8`` pixels (channels as ``info`` says, A and B of the same size). Direction, resizing,

@@ -33,6 +33,7 @@ SETTING_OF_OPTION = {
     "epochs_decay": "epochs_decay", "max_steps": "max_steps", "batch_size": "batch_size", "lr": "lr",
     "preprocess": "preprocess", "load_size": "load_size", "crop_size": "crop_size", "no_flip": "flip", "seed": "seed",
     "precision": "precision", "channels_last": "channels_last", "compile_": "compile", "cpu_tuning": "cpu_tuning",
+    "activation_checkpointing": "activation_checkpointing",
     "optimizer": "optimizer_impl", "ema_decay": "ema_decay", "workers": "workers", "device": "device",
     "log_every": "log_every", "sample_every": "sample_every", "checkpoint_every": "checkpoint_every",
     "skip_bad": "skip_bad", "eval_split": "eval_split", "lpips_weights": "lpips_weights",
@@ -94,6 +95,7 @@ def train(
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format.", rich_help_panel="Speed"),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the networks.", rich_help_panel="Speed"),
     cpu_tuning: bool = typer.Option(True, "--cpu-tuning/--no-cpu-tuning", help="On a CPU in fp32: native kernels for small maps, channels-last activations in D, Winograd for wide stride-1 4x4 convolutions, freed memory kept (faster, same results to rounding).", rich_help_panel="Speed"),
+    activation_checkpointing: bool = typer.Option(False, "--activation-checkpointing", help="Recompute the generator's activations in the backward pass instead of keeping them: less memory for large images, for up to one more generator forward pass a step (same results to rounding).", rich_help_panel="Memory"),
     optimizer: str = typer.Option(DEFAULTS.optimizer_impl, "--optimizer", help="Adam kernel: auto, fused, foreach or plain.", rich_help_panel="Speed"),
     ema_decay: float = typer.Option(DEFAULTS.ema_decay, "--ema-decay", help="EMA of the generator (0: off), e.g. 0.999.", rich_help_panel="Schedule"),
     workers: str = typer.Option(DEFAULTS.workers, "--workers", help="Data-loading processes per training process, or auto: from the cores and the device (one on a 2-core CPU).", rich_help_panel="Data"),
@@ -127,7 +129,8 @@ def train(
                 "config.json (only --max-steps, --device, --workers, --progress/--no-progress and --json apply)"
             )
         trainer = Trainer(TrainConfig(device=device).validate(), resume, resume=True, max_steps=max_steps,
-                          workers=workers_setting(workers) if "--workers" in given else None, progress=progress)
+                          workers=workers_setting(workers) if "--workers" in given else None, progress=progress,
+                          count_process_start=True)
     else:
         if spec is None:
             raise SpecError("give a SPEC, e.g. zoo train unet_256+patch70+l1cgan --data facades")
@@ -136,7 +139,7 @@ def train(
         if runs.exists() and not runs.is_dir():
             raise SpecError(f"--runs {runs} is a file, not a folder of run directories")
         run_dir = runs / (name or run_name(config.spec, config.data))
-        trainer = Trainer(config, run_dir, overwrite=overwrite, progress=progress)
+        trainer = Trainer(config, run_dir, overwrite=overwrite, progress=progress, count_process_start=True)
     result = trainer.fit()
     if not result.main_process:
         return

@@ -11,7 +11,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from pix2pix_zoo.data.augment import PreprocessMode
+from pix2pix_zoo.data import PreprocessMode
 from pix2pix_zoo.errors import SpecError, ZooError
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -21,7 +21,7 @@ MAX_SEED = 2**63 - 1  # torch seeds are 64-bit; the data order's seed + epoch mu
 # Settings whose `zoo train` option is not --<name with dashes>.
 OPTION_FLAGS = {"data_options": "--data-opt", "flip": "--no-flip", "optimizer_impl": "--optimizer"}
 # Settings added after runs were first saved: a config.json without one predates it and gets its default.
-ADDED_SETTINGS = ("lpips_weights",)
+ADDED_SETTINGS = ("lpips_weights", "activation_checkpointing")
 
 
 class ConfigFileError(ZooError):
@@ -101,6 +101,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     cpu_tuning: bool = True  # on a CPU in fp32 eager mode: see pix2pix_zoo.engine.cpu_tuning
+    activation_checkpointing: bool = False  # recompute G's activations in the backward pass (pix2pix_zoo.recompute)
     optimizer_impl: OptimizerImpl = "auto"
     ema_decay: float = 0.0  # 0: no EMA of the generator
     workers: int | Literal["auto"] = "auto"  # loader processes; auto: engine.loading.loader_workers

@@ -25,6 +25,7 @@ from pix2pix_zoo.engine.distributed import Ranks
 from pix2pix_zoo.engine.loading import GuardedImages, with_skip_hint
 from pix2pix_zoo.engine.rundir import CONFIG, RunExists, RunLock, check_replaceable, check_run_target, run_config
 from pix2pix_zoo.errors import BadImageError, DataError, SpecError
+from pix2pix_zoo.interfaces import ActivationCheckpointing
 from pix2pix_zoo.plugins import missing_distributions_hint
 from pix2pix_zoo.spec import Pix2Pix, Spec, resolve
 
@@ -146,7 +147,9 @@ class PlacedModels:
 def place_models(models: Pix2Pix, spec: Spec, config: TrainConfig, ranks: Ranks, device: torch.device,
                  echo: Callable[[str], None]) -> PlacedModels:
     """Move the networks to ``device`` (channels-last if asked), convert ``norm=syncbatch`` parts
-    for DDP on CUDA, wrap them for DDP and compile them as the config says."""
+    for DDP on CUDA, wrap them for DDP and compile them as the config says; enable the generator's
+    activation checkpointing if asked (:func:`enable_activation_checkpointing`)."""
+    enable_activation_checkpointing(models, spec, config, ranks, device)
     modules = [m for m in (models.generator, models.discriminator) if m is not None]
     if ranks.distributed:
         for part, module in zip(spec.parts, modules):
@@ -173,3 +176,31 @@ def place_models(models: Pix2Pix, spec: Spec, config: TrainConfig, ranks: Ranks,
             placed.discriminator = torch.compile(placed.discriminator)
             placed.judge = torch.compile(models.discriminator)
     return placed
+
+
+def enable_activation_checkpointing(models: Pix2Pix, spec: Spec, config: TrainConfig, ranks: Ranks,
+                                    device: torch.device) -> None:
+    """With ``--activation-checkpointing``, have the generator recompute its activations in the backward
+    pass (:class:`~pix2pix_zoo.interfaces.ActivationCheckpointing`); refuse in one line a generator
+    without that capability, and ``norm=syncbatch`` in a distributed run on CUDA, whose recomputed
+    layers would gather statistics across processes again in the backward pass. It combines with
+    the rest: the CPU tuning's kernels and channels-last change how layers compute, not what is
+    recomputed (the tuning's kept freed memory would eat the savings, so the trainer asks
+    ``tune_for_cpu(keep_memory=False)`` with it); DDP reduces the gradients the recomputation gives;
+    under ``--compile`` the compiler plans the recomputation of the segments itself (see
+    :func:`pix2pix_zoo.recompute.recompute`). Only the generator recomputes; the discriminator keeps
+    its activations (``benchmarks/high_resolution.py`` shows how a step's memory divides)."""
+    if not config.activation_checkpointing:
+        return
+    generator = models.generator
+    if not isinstance(generator, ActivationCheckpointing):
+        raise SpecError(
+            f"generator {spec.generator} does not support activation checkpointing (it has no "
+            "set_activation_checkpointing); train it without --activation-checkpointing"
+        )
+    if ranks.distributed and device.type == "cuda" and dict(spec.generator.options).get("norm") == "syncbatch":
+        raise SpecError(
+            f"--activation-checkpointing cannot recompute {spec.generator}'s norm=syncbatch layers (their "
+            "statistics are gathered across processes); use norm=batch, or train without --activation-checkpointing"
+        )
+    generator.set_activation_checkpointing(True)

@@ -315,7 +315,8 @@ class Trainer:
         if config.compile or config.channels_last:  # those bring their own kernels
             return None
         x, y = self._prepare(collate_guarded([self.dataset[0]]), None, train=False)
-        return tune_for_cpu(self.models, x, y)
+        # Recomputing activations is for memory: the tuning's kept heap would take back what it saves.
+        return tune_for_cpu(self.models, x, y, keep_memory=not config.activation_checkpointing)
 
     def _open_tensorboard(self) -> Any:
         if not self.ranks.is_main:

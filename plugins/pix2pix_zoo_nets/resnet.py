@@ -3,13 +3,20 @@
 c7s1-ngf, two stride-2 downsamplings, ``n_blocks`` residual blocks at 4*ngf, two transposed-conv
 upsamplings, c7s1-out, tanh. The layer order matches the reference ``ResnetGenerator`` so that its
 published weights (instance norm, no dropout) load with ``load_state_dict`` as they are.
+
+With activation checkpointing (``set_activation_checkpointing``, ``zoo train
+--activation-checkpointing``) each residual block's convolutions, and the layers before and after
+the blocks, run as recomputed segments: only the blocks' inputs and outputs stay in memory until
+the backward pass. The state dict and the results do not change.
 """
 
+import functools
 from typing import Literal
 
 import torch
 from torch import nn
 
+from pix2pix_zoo import recompute
 from pix2pix_zoo.components import Width
 from pix2pix_zoo.layers import Norm, check_size_multiple, check_width, conv_bias, init_weights, norm_layer
 
@@ -96,10 +103,35 @@ class ResNetGenerator(nn.Module):
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.activation_checkpointing = False
+
+    def set_activation_checkpointing(self, enabled: bool) -> None:
+        """Recompute the residual blocks' convolutions, and the downsampling and upsampling layers
+        around them, in the backward pass while training; evaluation and inference are unchanged."""
+        self.activation_checkpointing = bool(enabled)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         check_size_multiple(image, self.size_multiple)
+        if self.activation_checkpointing and recompute.applies(self):
+            return self._recomputing_forward(image)
         return self.model(image)
+
+    def _recomputing_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.model(x)`` as segments of :func:`pix2pix_zoo.recompute.recompute`: each residual
+        block's ``conv_block`` (its sum stays outside, so the block's input is kept once, as the
+        previous block's output) and each run of layers between blocks. No segment starts with an
+        in-place layer (a pad, a conv or a transposed conv opens each), so inputs stay as they are."""
+        plain: list[nn.Module] = []
+        for layer in [*self.model, None]:
+            if isinstance(layer, ResidualBlock) or layer is None:
+                if plain:
+                    x = recompute.recompute(functools.partial(recompute.run_layers, plain), x, modules=plain)
+                    plain = []
+                if layer is not None:
+                    x = x + recompute.recompute(layer.conv_block, x, modules=[layer.conv_block])
+            else:
+                plain.append(layer)
+        return x
 
 
 def resnet_9blocks(

@@ -18,6 +18,12 @@ Choices, briefly:
 * Only the decoder gets the reference initialisation (:func:`pix2pix_zoo.layers.init_weights`);
   the encoder keeps timm's own initialisation or its pretrained weights.
 * timm is imported on first use, not when the plugin loads, so ``zoo`` starts as fast without it.
+* No activation checkpointing (``zoo train --activation-checkpointing`` refuses this generator in one
+  line): the encoder's stages are run by timm's ``features_only`` wrappers (stage lists, forward
+  hooks, ``forward_intermediates``, by backbone), and timm's own ``set_grad_checkpointing`` recomputes
+  them with their batch norms updating the running statistics a second time, so training would
+  not be the same as without it; recomputing the decoder alone would leave the encoder's
+  activations, most of them at high resolution, in memory.
 
 Backbones with a fixed input size (most vision transformers) only work at that size;
 ``size_multiple`` is the backbone's largest reduction, which is all a convolutional one needs.
