@@ -62,7 +62,8 @@ def timm_state(backbone: str) -> dict[str, torch.Tensor]:
 def test_registered_with_a_one_line_summary_and_the_agreed_signature():
     registered = {}
     register_generators(lambda name, factory, **kw: registered.setdefault(name, (factory, kw)))
-    factory, options = registered["timm_unet"]
+    lazy, options = registered["timm_unet"]
+    factory = lazy.load()  # registered by import path (components.LazyFactory)
     assert factory is timm_unet.timm_unet
     assert "\n" not in options["summary"] and "timm.list_models()" in options["summary"]
     parameters = inspect.signature(factory).parameters
