@@ -16,6 +16,7 @@ from test_trainer import TINY_DATA, TINY_SPEC, tiny_config
 from pix2pix_zoo.engine import checkpoint as checkpoint_module
 from pix2pix_zoo.engine.checkpoint import CheckpointError, host_copy, latest_checkpoint, take_snapshot
 from pix2pix_zoo.engine.phases import PHASES, describe
+from pix2pix_zoo.engine import trainer as trainer_module
 from pix2pix_zoo.engine.trainer import Trainer
 
 
@@ -87,6 +88,41 @@ def test_a_write_that_fails_on_the_writer_thread_stops_the_run_in_one_line(tmp_p
     Trainer(tiny_config(), tmp_path / "full", resume=True, progress=False).fit()  # the lock was released
 
 
+def test_the_end_draws_its_samples_before_the_last_write_and_no_report_beside_it(tmp_path, monkeypatch):
+    """The last checkpoint's write starts once the end's sample grid is drawn (drawn beside it, its
+    kernels would share the cores with the hashing), and redraws no report (the end draws it):
+    the periodic checkpoint before it does."""
+    run_dir = tmp_path / "run"
+    original = checkpoint_module.write_checkpoint
+    seen = {}
+
+    def watched_write(directory, snapshot, *args, **kwargs):
+        seen[snapshot.step] = sorted(p.name for p in (run_dir / "samples").glob("*.png"))
+        return original(directory, snapshot, *args, **kwargs)
+
+    redrawn = []
+    monkeypatch.setattr(checkpoint_module, "write_checkpoint", watched_write)
+    monkeypatch.setattr(trainer_module, "write_report", lambda run_dir, *args: redrawn.append(threading.current_thread().name))
+    Trainer(tiny_config(max_steps=4, checkpoint_every=2, sample_every=100), run_dir, progress=False).fit()
+    assert seen == {2: [], 4: ["step-000000004.png"]}
+    assert redrawn == ["checkpoint-writer", threading.main_thread().name]  # after step 2's write; the end's
+
+
+def test_when_the_end_cannot_draw_its_samples_the_last_checkpoint_is_still_written(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+
+    def fails(self, x, y):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Trainer, "_draw_samples", fails)
+    with pytest.raises(OSError, match="No space left"):
+        Trainer(tiny_config(max_steps=3, sample_every=100), run_dir, progress=False).fit()
+    assert latest_checkpoint(run_dir / "checkpoints").name == "step-000000003"
+    monkeypatch.undo()
+    Trainer(tiny_config(max_steps=3), run_dir, resume=True, max_steps=3, progress=False).fit()  # only the end is left
+    assert (run_dir / "samples" / "step-000000003.png").is_file() and (run_dir / "translator").is_dir()
+
+
 def test_a_snapshot_is_a_copy_that_later_updates_do_not_reach():
     layer = torch.nn.Linear(3, 2)
     optimizer = torch.optim.Adam(layer.parameters())
@@ -131,7 +167,9 @@ def test_each_session_records_where_its_time_went(tmp_path, capsys):
         assert first[phase]["seconds"] >= 0, phase
     assert first["first_step"]["count"] == 1 and first["steps"]["count"] == 5
     assert first["checkpoints"]["count"] == first["checkpoint_writes"]["count"] == 3  # steps 2, 4 and 6
-    assert first["samples"]["count"] == 3  # steps 3 and 6, and the last grid at the end
+    assert first["samples"]["count"] == 2  # steps 3 and 6: the end's grid is step 6's, drawn once
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == [
+        "step-000000003.png", "step-000000006.png", "step-000000009.png"]
     assert resumed["first_step"]["count"] == 1 and resumed["steps"]["count"] == 2
     images = 5 * 2  # the steady steps of the first session, batch size 2
     assert sessions[0]["steady_img_per_s"] == pytest.approx(images / first["steps"]["seconds"], rel=1e-2)

@@ -6,6 +6,7 @@ change them unnoticed; regenerate with ``ZOO_UPDATE_SNAPSHOTS=1 pytest tests/tes
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -27,6 +28,27 @@ def test_version_from_console_script_and_module():
         [sys.executable, "-m", "pix2pix_zoo", "--version"], capture_output=True, text=True, env=run_env()
     )
     assert module.returncode == 0 and module.stdout == result.stdout
+
+
+FREEZE_WATCH = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen" if gc.get_freeze_count() else "not frozen"))
+from pix2pix_zoo.cli import main
+sys.argv = ["zoo", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("args", [("--version",), ("no-such-command",)])
+def test_the_command_process_ends_with_the_collector_frozen_and_main_in_a_library_leaves_it(args, capsys):
+    """Run as a process's command, main freezes the garbage collector for the interpreter's teardown
+    (its exit code kept); called with arguments, as a library or a test does, it leaves it alone."""
+    ended = subprocess.run([sys.executable, "-c", FREEZE_WATCH, *args], capture_output=True, text=True, env=run_env())
+    assert ended.stdout.splitlines()[-1] == "frozen"
+    assert ended.returncode == (0 if args == ("--version",) else 1)
+    before = gc.get_freeze_count()
+    code, _, _ = run_main(capsys, *args)
+    assert code == ended.returncode and gc.get_freeze_count() == before
 
 
 def test_components_json_subprocess():

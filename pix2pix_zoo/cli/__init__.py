@@ -6,6 +6,7 @@ Data goes to stdout (``--json`` where a list is printed), diagnostics to stderr.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -105,22 +106,36 @@ def main(argv: list[str] | None = None, prog_name: str = "zoo") -> None:
     the operating system's refusals (a full disk, a folder where a file belongs) print ``error:``
     and one sentence, exit code 1. Anything else is a defect of the zoo: one line that says so,
     exit code 1. ``ZOO_DEBUG=1`` shows the traceback of all of them.
+
+    Run as the process's command (``argv`` None: the console script, ``python -m pix2pix_zoo``), it
+    freezes the garbage collector before exiting: the interpreter's teardown would otherwise search
+    every object torch, matplotlib and the CLI made for cycles, 1.3-1.8 s at the end of a
+    ``zoo train`` (0.4 s frozen). Every file the zoo writes is closed before this, so nothing waits on
+    that search.
     """
+    code = _run(argv, prog_name)
+    if argv is None:
+        gc.freeze()
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None, prog_name: str) -> int:
+    """The command's exit code, its errors said in one line (see :func:`main`)."""
     try:
         code = make_app()(args=argv, prog_name=prog_name, standalone_mode=False)
     except click.NoArgsIsHelpError:
-        sys.exit(1)  # the help has been printed: it says what to type
+        return 1  # the help has been printed: it says what to type
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        return 130
     except Exception as error:
         if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
             raise
         print(f"error: {_one_line(_error_line(error))}", file=sys.stderr)
-        sys.exit(1)
+        return 1
     if code == 130:  # typer's answer to Ctrl-C (and to SIGTERM where a download turned it into one)
         print("error: interrupted", file=sys.stderr)
-    sys.exit(code if isinstance(code, int) else 0)  # an exit code as click's standalone mode gives
+    return code if isinstance(code, int) else 0  # an exit code as click's standalone mode gives
 
 
 def _error_line(error: Exception) -> str:

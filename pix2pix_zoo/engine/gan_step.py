@@ -8,9 +8,6 @@ D's parameters are frozen during G's backward pass, which saves computing gradie
 
 from __future__ import annotations
 
-import importlib
-import sys
-import threading
 from typing import Literal
 
 import torch
@@ -56,18 +53,11 @@ class Amp:
                 scaler.load_state_dict(state[name])
 
 
-def start_importing_dynamo() -> None:
-    """Import ``torch._dynamo`` on a thread of its own, unless it is imported already.
-
-    torch.optim's optimisers import it whether or not anything is compiled (``Optimizer.__init__``
-    and every ``step``), which takes 1.5-2 s of a CPU, once per process. Imported while the set-up
-    runs torch's own kernels (building and initialising the networks, the CPU tuning's trials),
-    which release the interpreter's lock, it costs the run little of that. Only for a run that
-    compiles nothing: a compiling run imports it, and more, on the main thread anyway.
-    """
-    if "torch._dynamo" not in sys.modules:
-        threading.Thread(target=importlib.import_module, args=("torch._dynamo",), daemon=True,
-                         name="import torch._dynamo").start()
+OPTIMIZER_IMPORTS = ("torch._dynamo",)
+"""What torch.optim's optimisers import whether or not anything is compiled (``Optimizer.__init__``
+and every ``step``): 1.5-2 s of a CPU, once per process. A run that compiles nothing imports it
+beside its set-up (:func:`pix2pix_zoo.engine.phases.import_beside`); a compiling run imports it, and
+more, on the main thread anyway."""
 
 
 def make_optimizers(

@@ -11,8 +11,12 @@ Each session of a run (the first, and each ``--resume``) is timed in these phase
 * ``checkpoints``: what a checkpoint holds the loop up for (copying the tensors out); the disk's
   share runs beside the steps, on the checkpoint writer's thread, and is given as
   ``checkpoint_writes`` (its seconds overlap the others);
-* ``samples``: the sample grids; ``evaluation``: the held-out figures; ``export``: the translator
-  written (after the last checkpoint's write has ended); ``report``: report.html.
+* ``samples``: the sample grids (the end's is drawn before the last checkpoint's write starts);
+  ``evaluation``: the held-out figures; ``export``: the translator written; ``report``: report.html
+  (these three beside the last checkpoint's write, which is waited for after them).
+
+Some fixed costs are moved rather than measured: modules a run needs later but not yet are imported
+on a thread beside the set-up (:func:`import_beside`).
 
 The record goes into the run's ``config.json`` (one entry per session, under ``"timings"``) and is
 said in one line at the end.
@@ -21,13 +25,35 @@ said in one line at the end.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 PHASES = ("start", "set_up", "first_step", "steps", "checkpoints", "checkpoint_writes", "samples", "evaluation",
           "export", "report")
+
+
+def import_beside(modules: Iterable[str]) -> None:
+    """Import ``modules`` (those not imported yet), in order, on a thread of their own.
+
+    For what a run needs only later: imported while the set-up runs torch's kernels (building and
+    initialising the networks), which release the interpreter's lock and leave the other cores idle,
+    they cost the run little; imported where first needed, they would hold it up there. A module
+    that fails to import here is left for its first real import to report.
+    """
+    missing = [name for name in modules if name not in sys.modules]
+
+    def run() -> None:
+        for name in missing:
+            with contextlib.suppress(Exception):
+                importlib.import_module(name)
+
+    if missing:
+        threading.Thread(target=run, daemon=True, name="import beside the set-up").start()
 
 
 def process_age() -> float | None:

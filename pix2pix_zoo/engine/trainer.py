@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from pix2pix_zoo import charts
 from pix2pix_zoo.atomic import write_bytes_atomic, write_json_atomic
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.data.augment import PairedAugment, orient, uniform_batches
@@ -65,7 +66,7 @@ from pix2pix_zoo.engine.finish import (
     held_out_lpips,
     open_held_out,
 )
-from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers, start_importing_dynamo
+from pix2pix_zoo.engine.gan_step import OPTIMIZER_IMPORTS, Amp, gan_step, make_optimizers
 from pix2pix_zoo.engine.loading import (
     GuardedImages,
     SkippingSampler,
@@ -73,7 +74,7 @@ from pix2pix_zoo.engine.loading import (
     loader_workers,
     raise_loader_error,
 )
-from pix2pix_zoo.engine.phases import PhaseClock, describe, process_age
+from pix2pix_zoo.engine.phases import PhaseClock, describe, import_beside, process_age
 from pix2pix_zoo.engine.report import write_report
 from pix2pix_zoo.engine.rundir import (
     CONFIG,
@@ -188,8 +189,8 @@ class Trainer:
         # A codec describes the default direction's input and output; reversed, show channels as they are.
         self.codec_name = self.info.codec if self.direction == self.info.default_direction else ""
         self.codec = open_codec(self.codec_name)
-        if not config.compile:
-            start_importing_dynamo()  # beside the networks' building, which runs torch's kernels
+        # Beside the networks' building, which runs torch's kernels: what the optimisers and the report import.
+        import_beside([*([] if config.compile else OPTIMIZER_IMPORTS), *(charts.MODULES if self.ranks.is_main else ())])
         torch.manual_seed(config.seed)  # the same initial weights for the same seed, on every rank
         self.models: Pix2Pix = self.spec.build(in_channels, out_channels)
         check_crop_size(config, self.spec, self.models.generator.size_multiple)
@@ -253,6 +254,7 @@ class Trainer:
         if self.ranks.is_main:
             self._announce_held_out()
         self._samples = self._sample_batch() if self.ranks.is_main else None
+        self._sampled_step: int | None = None
         # Everything that can be wrong with the settings or the data has been checked: now write.
         self._prepare_run_dir(resume)
         self._tensorboard = self._open_tensorboard()
@@ -401,13 +403,23 @@ class Trainer:
             modules["generator_ema"] = self.ema.module
         return modules, optimizers
 
-    def _save(self) -> None:
+    def _save(self, last: bool = False) -> None:
+        """Checkpoint the run at this step (written beside the next steps), and redraw report.html
+        once it is written, unless this is the ``last`` checkpoint: the run's end draws it anyway,
+        and matplotlib on the writer's thread would hold the GIL against the end's own work."""
         if self._saved_step == self.step:  # e.g. the end of an epoch right after a periodic save
             return
         self._flush()  # never write a checkpoint after a non-finite loss
         self._saved_step = self.step
         if not self.ranks.is_main:
             return
+        try:
+            if last:  # the end's sample grid: drawn beside the write, its kernels would share the cores with hashing
+                self._write_samples()
+        finally:  # and the checkpoint written whatever happened to it
+            self._submit_checkpoint(last)
+
+    def _submit_checkpoint(self, last: bool) -> None:
         with self.clock.timing("checkpoints"):
             modules, optimizers = self._checkpoint_parts()
             state = {
@@ -420,7 +432,8 @@ class Trainer:
             snapshot = take_snapshot(self.step, modules, optimizers, state)
             summary = self._summary()
             # The disk's work, and the report that shows the run so far, go on beside the next steps.
-            self._writer.submit(snapshot, then=lambda: write_report(self.run_dir, str(self.spec), summary))
+            redraw = (lambda: None) if last else (lambda: write_report(self.run_dir, str(self.spec), summary))
+            self._writer.submit(snapshot, then=redraw)
 
     def _load_latest(self) -> None:
         modules, optimizers = self._checkpoint_parts()
@@ -481,9 +494,14 @@ class Trainer:
         return record
 
     def _write_samples(self) -> None:
-        if self._samples is None:
+        """The sample grid of this step (once: the end of a run may ask again)."""
+        if self._samples is None or self._sampled_step == self.step:
             return
-        x, y = self._samples
+        self._sampled_step = self.step
+        with self.clock.timing("samples"):
+            self._draw_samples(*self._samples)
+
+    def _draw_samples(self, x: Tensor, y: Tensor) -> None:
         generator = self.ema.module if self.ema is not None else self.models.generator
         torch.manual_seed(self.config.seed)
         with inference_mode(generator, "paper"):
@@ -571,21 +589,19 @@ class Trainer:
                             progress.update(task, status=self._status(record))
                     self._time_step(time.perf_counter() - started)
                     if self.step % config.sample_every == 0 and self.ranks.is_main:
-                        with self.clock.timing("samples"):
-                            self._write_samples()
+                        self._write_samples()
                     self._writer.check()  # a checkpoint that could not be written stops the run here
                     if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                        self._save()
+                        self._save(last=self.step >= total_steps)
                     if self.step >= total_steps:
                         break
                     started = time.perf_counter()
                 if self.step_in_epoch >= self.batches_per_epoch or self.step >= total_steps:
-                    self._save()
+                    self._save(last=self.step >= total_steps)
         self._flush()
         evaluation = None
         if self.ranks.is_main:
-            with self.clock.timing("samples"):
-                self._write_samples()
+            self._write_samples()
             evaluation = self._finish()
         return TrainResult(self.run_dir, self.step, self.epoch, evaluation, self.ranks.is_main)
 
@@ -621,11 +637,9 @@ class Trainer:
     # -- the end ---------------------------------------------------------------------------------------
     def _finish(self) -> dict[str, Any] | None:
         generator = self.ema.module if self.ema is not None else self.models.generator
-        with self.clock.timing("evaluation"):  # beside the last checkpoint's write
+        # The end's work goes on beside the last checkpoint's write, waited for only once it is done.
+        with self.clock.timing("evaluation"):
             evaluation = self.evaluate(generator)
-        self._writer.wait()
-        if self._writer.writes:
-            self.clock.add("checkpoint_writes", self._writer.seconds_writing, self._writer.writes)
         card = Card(
             spec=str(self.spec),
             in_channels=self.models.in_channels,
@@ -648,6 +662,9 @@ class Trainer:
             write_json_atomic(self.run_dir / EVALUATION, evaluation)
         with self.clock.timing("report"):
             write_report(self.run_dir, str(self.spec), {**self._summary(), **evaluation_summary(evaluation, self.config.data)})
+        self._writer.wait()
+        if self._writer.writes:
+            self.clock.add("checkpoint_writes", self._writer.seconds_writing, self._writer.writes)
         self._record_timings()
         return evaluation
 
