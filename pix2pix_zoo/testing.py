@@ -38,6 +38,7 @@ __all__ = [
     "check_component",
     "check_dataset",
     "check_discriminator",
+    "check_exportable",
     "check_generator",
     "check_objective",
     "check_plugin",
@@ -166,6 +167,67 @@ def check_generator(
             wide = _uniform(batch, in_channels, size, size + multiple, device=device)
             _require(torch.equal(run(wide, "eval"), run(wide, "eval")), label,
                      "two eval-mode passes over the same input differ")
+    finally:
+        generator.train(was_training)
+
+
+def check_exportable(
+    generator: nn.Module,
+    in_channels: int,
+    *,
+    formats: tuple[str, ...] = ("onnx", "torchscript"),
+    size: int | None = None,
+    atol: float = 1e-4,
+    name: str | None = None,
+) -> None:
+    """Check that ``zoo export`` can carry a generator out of Python: each of ``formats`` exported in
+    eval mode (:mod:`pix2pix_zoo.export`) computes what the generator computes in eval mode, to
+    ``atol``, at ``size`` x ``size`` (default: the smallest multiple of ``size_multiple`` of at least
+    64) and at ``size`` x ``size + size_multiple``, batches of one and two. The ONNX file runs in
+    onnxruntime (the ``onnx`` extra). A generator that cannot be exported fails with the exporter's
+    line, which names the operator it has no translation for.
+    """
+    import io
+    import warnings
+
+    from pix2pix_zoo.errors import ZooError
+    from pix2pix_zoo.export import exported
+    from pix2pix_zoo.onnx_backend import OnnxGenerator
+    from pix2pix_zoo.translator_file import Card
+
+    label = _label("generator", generator, name)
+    multiple = _positive_int(label, generator, "size_multiple")
+    if size is None:
+        size = -(-_MIN_GENERATOR_SIZE // multiple) * multiple
+    device, was_training = _device(generator), generator.training
+    square = _uniform(1, in_channels, size, size, device=torch.device("cpu"))
+    wide = _uniform(2, in_channels, size, size + multiple, device=torch.device("cpu"), seed=1)
+    try:
+        generator.eval()
+        with torch.no_grad():  # on the generator's device; the exports run on the CPU
+            expected = [generator(image.to(device)).float().cpu() for image in (square, wide)]
+        card = Card(spec=name or type(generator).__name__, in_channels=in_channels,
+                    out_channels=expected[0].shape[1], size_multiple=multiple, inference_mode="eval")
+        for export_format in formats:
+            try:
+                data, export_card = exported(generator, card, export_format, mode="eval")
+            except ZooError as error:
+                raise AssertionError(f"{label}: {error}") from None
+            if export_format == "onnx":
+                run = OnnxGenerator(data, export_card)
+            else:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # torch.jit's deprecation notice
+                    run = torch.jit.load(io.BytesIO(data))
+            for image, want in zip((square, wide), expected):
+                with torch.no_grad():
+                    got = run(image)
+                _require(tuple(got.shape) == tuple(want.shape), label,
+                         f"its {export_format} export gives {_shape(got)} for a {_shape(image)} input; expected {_shape(want)}")
+                difference = (got.float() - want).abs().max().item()
+                _require(difference <= atol, label,
+                         f"its {export_format} export differs from eval mode by {difference:.3g} (more than {atol:g}) "
+                         f"for a {_shape(image)} input")
     finally:
         generator.train(was_training)
 

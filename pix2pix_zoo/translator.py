@@ -23,6 +23,8 @@ from torch.nn import functional
 
 from pix2pix_zoo.devices import pick_device
 from pix2pix_zoo.errors import ZooError
+from pix2pix_zoo.export import exported
+from pix2pix_zoo.onnx_backend import BACKENDS, OnnxGenerator, load_onnx_generator
 from pix2pix_zoo.pictures import SUPPORTED_CHANNELS, image_to_tensor, open_codec, picture, sample_grid, to_rgb
 from pix2pix_zoo.translator_file import (
     CARD_KEY,
@@ -99,6 +101,10 @@ class Translator:
         self.mode: InferenceMode = mode or card.inference_mode
         if self.mode not in ("eval", "paper"):
             raise ZooError(f"inference mode must be 'eval' or 'paper', not {self.mode!r}")
+        self.modes: tuple[InferenceMode, ...] = getattr(generator, "modes", ("eval", "paper"))
+        """The modes the generator can compute: both, or an export's own (see :mod:`pix2pix_zoo.export`)."""
+        if self.mode not in self.modes:
+            raise ZooError(f"this translator runs {' or '.join(self.modes)} mode only, not {self.mode}")
         self.seed = seed
         self.device = pick_device(device) if isinstance(device, str) else device
         self.generator = generator.to(self.device)
@@ -116,12 +122,33 @@ class Translator:
         seed: int | None = None,
         tile: int | None = 1024,
         overlap: int = 128,
+        backend: str = "auto",
     ) -> Translator:
-        """Load a translator from a weights file, its folder, a run directory or a catalog name."""
+        """Load a translator from a weights file, its folder, a run directory, a catalog name, a Hub
+        name (``hf://ORG/NAME[@REVISION]``, pulled and verified by :func:`pix2pix_zoo.translators.locate`)
+        or an ONNX export (``.onnx``, from ``zoo export``).
+
+        ``backend``: ``torch`` runs a weights file's generator; ``onnxruntime`` runs an ONNX export, or
+        a weights file exported to ONNX in memory (eval mode only: see :mod:`pix2pix_zoo.export`);
+        ``auto`` is onnxruntime for ONNX files and torch for the rest."""
+        if backend not in BACKENDS:
+            raise ZooError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         path = locate(name_or_path)
-        card = read_card(path)
-        generator = load_generator(path, card)
-        return cls(generator, card, device=device, mode=mode, seed=seed, tile=tile, overlap=overlap)
+        picked = pick_device(device) if isinstance(device, str) else device
+        if path.suffix.lower() == ".onnx":
+            if backend == "torch":
+                raise ZooError(f"{str(path)!r} is an ONNX export: it runs with the onnxruntime backend")
+            generator, card = load_onnx_generator(path, picked)
+        else:
+            card = read_card(path)
+            generator = load_generator(path, card)
+            if backend == "onnxruntime":
+                if (mode or card.inference_mode) != "eval":
+                    raise ZooError("the onnxruntime backend runs eval mode only (ONNX has no batch statistics "
+                                   "or random dropout): pass --mode eval")
+                model, card = exported(generator, card, "onnx", mode="eval")
+                generator = OnnxGenerator(model, card, picked)
+        return cls(generator, card, device=picked, mode=mode, seed=seed, tile=tile, overlap=overlap)
 
     def _tiling(self, tile: int | None, overlap: int) -> tuple[int | None, int]:
         if tile is None:

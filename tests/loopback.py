@@ -1,4 +1,5 @@
-"""Real downloads without the internet: an HTTP server on 127.0.0.1 and the archives it serves.
+"""Real downloads without the internet: an HTTP server on 127.0.0.1 and the archives it serves,
+and :class:`LoopbackHub`, the same server answering as the Hugging Face Hub does (``HF_ENDPOINT``).
 
 The archives are built like the reference pix2pix ones (``NAME/<split>/<n>.jpg``, each a tiny
 side-by-side JPEG, A left and B right), and the official Cityscapes trees like the real ones.
@@ -6,6 +7,7 @@ side-by-side JPEG, A left and B right), and the official Cityscapes trees like t
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sys
 import tarfile
@@ -13,6 +15,7 @@ import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 from PIL import Image
 
@@ -80,8 +83,8 @@ class LoopbackServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, folder: Path) -> None:
-        super().__init__(("127.0.0.1", 0), partial(_Handler, directory=str(folder)))
+    def __init__(self, folder: Path, handler: type[SimpleHTTPRequestHandler] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), partial(handler or _Handler, directory=str(folder)))
         self.folder = Path(folder)
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self.requests: list[str] = []
@@ -104,6 +107,71 @@ class LoopbackServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         self._thread.join()
+
+
+class _HubHandler(_Handler):
+    """The Hub's file-resolve URLs, ``/ORG/NAME/resolve/REVISION/FILE`` (HEAD and GET), answered from
+    ``FOLDER/ORG/NAME/REVISION/FILE`` with the headers huggingface_hub reads: ``X-Repo-Commit``, an
+    ``ETag`` (the file's sha256, as the Hub gives for LFS files) and ``Content-Length``. A missing
+    repository, revision or file is a 404 with the Hub's ``X-Error-Code``."""
+
+    server: LoopbackHub
+
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        self._resolve(send_body=False)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._resolve(send_body=True)
+
+    def _resolve(self, send_body: bool) -> None:
+        self.server.requests.append(self.path)
+        parts = [unquote(part) for part in urlsplit(self.path).path.split("/")]
+        if len(parts) != 6 or parts[3] != "resolve":
+            return self._refuse("RepoNotFound")
+        _, org, name, _, revision, filename = parts
+        repo = self.server.folder / org / name
+        if not repo.is_dir():
+            return self._refuse("RepoNotFound")
+        snapshot = repo / quote(revision, safe="")
+        if not snapshot.is_dir():
+            return self._refuse("RevisionNotFound")
+        if not (snapshot / filename).is_file():
+            return self._refuse("EntryNotFound")
+        body = (snapshot / filename).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+        self.send_header("X-Repo-Commit", (snapshot / LoopbackHub.COMMIT).read_text())
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def _refuse(self, code: str) -> None:
+        self.send_response(404)
+        self.send_header("X-Error-Code", code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class LoopbackHub(LoopbackServer):
+    """A stand-in for the Hugging Face Hub on 127.0.0.1: point ``HF_ENDPOINT`` at :attr:`url`.
+    :meth:`put` commits a file to a repository's branch."""
+
+    COMMIT = ".commit"  # beside a revision's files: the commit it stands for
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder, _HubHandler)
+
+    def put(self, repo: str, data: bytes, filename: str = "model.safetensors", branch: str = "main") -> str:
+        """Commit ``data`` as ``filename`` of ``repo`` on ``branch`` (which then points at it); return
+        the commit's id, itself a revision from then on."""
+        commit = hashlib.sha1(repo.encode() + data).hexdigest()
+        for revision in (branch, commit):
+            snapshot = self.folder / repo / quote(revision, safe="")
+            snapshot.mkdir(parents=True, exist_ok=True)
+            (snapshot / filename).write_bytes(data)
+            (snapshot / self.COMMIT).write_text(commit)
+        return commit
 
 
 def side_by_side_jpeg(size: int = 8) -> bytes:

@@ -1,5 +1,6 @@
 """The pieces of ``benchmarks/whole_process.py`` that need no training process: the JPEG folder it
-writes for both sides, the reference-style reading of it, and the figures it reports.
+writes for both sides, the reference-style reading of it, and the figures it reports; and the
+images and weights ``benchmarks/inference_speed.py`` gives both of its sides.
 
 Running the script itself (two real training processes and the step benchmark, however tiny the
 networks) takes 30 s or more on 2 cores, so it is not run here; performance is never a timed test
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 _SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "whole_process.py"
 _spec = importlib.util.spec_from_file_location("whole_process_benchmark", _SCRIPT)
@@ -76,3 +78,21 @@ def test_the_phase_line_says_what_no_phase_holds():
     assert line.startswith("start 3.0, steps 30.0")
     assert "in no phase 7.0" in line and "checkpoint write 4.0 beside" in line
     assert whole_process.describe_timings(None, wall=1.0) == ""
+
+
+_INFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "inference_speed.py"
+_inference_spec = importlib.util.spec_from_file_location("inference_speed_benchmark", _INFERENCE)
+inference_speed = importlib.util.module_from_spec(_inference_spec)
+_inference_spec.loader.exec_module(inference_speed)
+
+
+def test_both_sides_of_the_inference_benchmark_get_the_same_images_and_weights(tmp_path):
+    inference_speed.make_images(tmp_path / "images", 3, 128)
+    pictures = sorted((tmp_path / "images").iterdir())
+    assert [p.name for p in pictures] == ["00000.jpg", "00001.jpg", "00002.jpg"]
+    assert all(Image.open(p).size == (128, 128) for p in pictures)
+    weights, options = inference_speed.make_weights(tmp_path, "unet_128(ngf=4)")
+    assert options == ["--netG", "unet_128", "--ngf", "4"]
+    reference = torch.load(tmp_path / "checkpoints" / "bench" / "latest_net_G.pth", weights_only=True)
+    ours = load_file(weights)
+    assert reference.keys() == ours.keys() and all(torch.equal(reference[k], ours[k]) for k in ours)

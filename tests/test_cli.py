@@ -141,7 +141,8 @@ def test_usage_errors_are_clicks(capsys):
 
 HELP_COMMANDS = {"zoo": [], "components": ["components"], "plugins": ["plugins"], "info": ["info"], "data": ["data"], "train": ["train"], "translate": ["translate"],
                  "list": ["list"], "pull": ["pull"], "publish": ["publish"],
-                 "eval": ["eval"], "sweep": ["sweep"], "compare": ["compare"]}
+                 "eval": ["eval"], "sweep": ["sweep"], "compare": ["compare"], "export": ["export"], "benchmark": ["benchmark"],
+                 "serve": ["serve"]}
 
 
 @pytest.mark.parametrize("name", sorted(HELP_COMMANDS))

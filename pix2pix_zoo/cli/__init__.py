@@ -28,7 +28,7 @@ def _print_version(value: bool) -> None:
 
 def make_app() -> typer.Typer:
     """The root app with the built-in commands and every plugin's ``register_commands``."""
-    from pix2pix_zoo.cli import compare, components, data, evaluate, info, plugins, sweep, train, translate, translators
+    from pix2pix_zoo.cli import benchmark, compare, components, data, evaluate, export, info, plugins, serve, sweep, train, translate, translators
     from pix2pix_zoo.plugins import get_host
 
     app = typer.Typer(
@@ -59,6 +59,9 @@ def make_app() -> typer.Typer:
     app.command("publish")(translators.publish)
     app.command("translate")(translate.translate)
     app.command("eval")(evaluate.evaluate)
+    app.command("serve")(serve.serve)
+    app.command("export")(export.export)
+    app.command("benchmark")(benchmark.benchmark)
     _add_plugin_commands(app, get_host())
     return app
 

@@ -16,7 +16,7 @@ TERMINAL_COLUMNS = ("spec", "RF", "steps", "img/s", "L1", "PSNR (dB)", "SSIM", "
 
 
 def compare(
-    names: list[str] = typer.Argument(..., metavar="RUN|SWEEP|TRANSLATOR...", help="Run directories, sweep folders (every run in them), catalog names or translator files (with --data)."),
+    names: list[str] = typer.Argument(..., metavar="RUN|SWEEP|TRANSLATOR...", help="Run directories, sweep folders (every run in them), catalog names, hf://ORG/NAME or translator files (with --data)."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Evaluate every row afresh on this dataset's split (needed for translators); default: each run's own held-out figures.", rich_help_panel="Evaluation"),
     data_opt: list[str] = typer.Option([], "--data-opt", help="Dataset option KEY=VALUE (repeatable), e.g. size=128.", rich_help_panel="Evaluation"),
     split: str = typer.Option("test", "--split", help="The split --data is evaluated on.", rich_help_panel="Evaluation"),

@@ -12,7 +12,7 @@ from pix2pix_zoo.cli.train import data_options
 
 
 def evaluate(
-    model: str = typer.Argument(..., metavar="NAME|PATH", help="A catalog name, a model.safetensors, its folder or a run directory."),
+    model: str = typer.Argument(..., metavar="NAME|PATH", help="A catalog name, hf://ORG/NAME[@REVISION], a model.safetensors, its folder, a run directory or a .onnx export."),
     data: str = typer.Option(..., "--data", "-d", help="Dataset name or SCHEME:PATH, e.g. facades, folder:./pairs."),
     data_opt: list[str] = typer.Option([], "--data-opt", help="Dataset option KEY=VALUE (repeatable), e.g. size=128."),
     split: str = typer.Option("test", "--split", help="The split to evaluate on."),
@@ -21,6 +21,7 @@ def evaluate(
     size: Optional[int] = typer.Option(None, "--size", min=1, help="Resize pairs to SIZE x SIZE (default: as they are)."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Pairs per batch (paper mode: per batch statistics)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
     inception_weights: Optional[Path] = typer.Option(
         None, "--inception-weights", help="Inception-v3 weights (safetensors or a weights-only .pth) for FID and KID."
     ),
@@ -45,7 +46,7 @@ def evaluate(
 
     if output is not None:
         check_output_file(output)
-    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed)
+    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, backend=backend)
     evaluation = evaluate_translator(
         translator, data, split, data_options=data_options(data_opt), batch_size=batch_size, size=size,
         inception_weights=inception_weights, lpips_weights=lpips_weights,

@@ -60,10 +60,11 @@ def check_output_folder(output: Path, jobs: list[tuple[Path, Path]]) -> None:
 
 
 def translate(
-    model: str = typer.Argument(..., metavar="NAME|PATH", help="A catalog name, a model.safetensors, its folder or a run directory."),
+    model: str = typer.Argument(..., metavar="NAME|PATH", help="A catalog name, hf://ORG/NAME[@REVISION], a model.safetensors, its folder, a run directory or a .onnx export."),
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively) or globs."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the outputs (PNG, keeping relative names)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
+    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
     mode: Optional[str] = typer.Option(None, "--mode", help="eval, or paper (batch statistics, dropout); default: the card's."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for paper mode's dropout: repeatable output."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images of the same size run together."),
@@ -84,7 +85,7 @@ def translate(
 
     jobs = gather_inputs(inputs)
     check_output_folder(output, jobs)
-    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None)
+    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend)
     errors = Console(stderr=True)
     written: list[Path] = []
     failed = 0

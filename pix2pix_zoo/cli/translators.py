@@ -37,13 +37,14 @@ def list_translators(
     print_table("translators", columns, rows, wrap=("spec, task, dataset",))
 
 
-def pull(name: str = typer.Argument(..., metavar="NAME", help="A translator name from `zoo list`.")) -> None:
+def pull(name: str = typer.Argument(..., metavar="NAME", help="A translator name from `zoo list`, or a Hub name hf://ORG/NAME.")) -> None:
     """Download, verify and convert a translator into $ZOO_HOME/translators/NAME; print its weights file.
 
-    $ZOO_TRANSLATORS_URL names a mirror holding the same files (http:// or file://).
+    $ZOO_TRANSLATORS_URL names a mirror holding the same files (http:// or file://). A Hub name,
+    hf://ORG/NAME or hf://ORG/NAME@REVISION, is its model.safetensors, downloaded with huggingface_hub
+    (the hub extra; HF_ENDPOINT is honoured) and checked against the sha256 of its first pull.
     """
-    entry = translators.find_translator(name)
-    if entry.downloaded:
+    if not translators.is_hub_name(name) and translators.find_translator(name).downloaded:
         typer.echo(f"{name} is already pulled", err=True)
     typer.echo(str(translators.pull(name)))
 

@@ -14,14 +14,14 @@ import fnmatch
 import json
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pix2pix_zoo.components import did_you_mean
-from pix2pix_zoo.download import mirrored_url
+from pix2pix_zoo.download import mirrored_url, sha256_of
 from pix2pix_zoo.errors import CatalogError, PluginError, SpecError
 from pix2pix_zoo.home import translators_dir, user_registry_dir
 from pix2pix_zoo.plugins import get_host
@@ -92,11 +92,7 @@ class TranslatorEntry:
     @property
     def recorded_sha256(self) -> str | None:
         """The sha256 recorded at the first download, for entries that publish none."""
-        try:
-            recorded = json.loads((self.directory / SOURCE_RECORD).read_text())["sha256"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
-        return recorded if isinstance(recorded, str) and SHA256_PATTERN.fullmatch(recorded) else None
+        return recorded_sha256(self.directory)
 
     @property
     def verification(self) -> str:
@@ -123,6 +119,25 @@ class TranslatorEntry:
             "verification": self.verification,
             "path": str(self.weights_path),
         }
+
+
+def recorded_sha256(directory: Path) -> str | None:
+    """The sha256 that ``directory/source.json`` recorded at a first download; None if there is none."""
+    try:
+        recorded = json.loads((directory / SOURCE_RECORD).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded if isinstance(recorded, str) and SHA256_PATTERN.fullmatch(recorded) else None
+
+
+def check_recorded(path: Path, directory: Path, refusal: Callable[[str, str], str]) -> str:
+    """``path``'s sha256, which must be the one recorded in ``directory`` at the first download if
+    there is one; else a CatalogError saying ``refusal(recorded, actual)``."""
+    actual = sha256_of(path)
+    recorded = recorded_sha256(directory)
+    if recorded is not None and actual != recorded:
+        raise CatalogError(refusal(recorded, actual))
+    return actual
 
 
 # -- the schema --------------------------------------------------------------------------------------

@@ -283,7 +283,7 @@ def check_hub_ready(repo: str) -> None:
     try:
         from huggingface_hub import constants, get_token  # optional: only uploads need it
     except ImportError:
-        raise CatalogError("uploading to hf:// needs huggingface_hub: pip install huggingface_hub") from None
+        raise CatalogError('uploading to hf:// needs huggingface_hub: pip install "pix2pix-zoo[hub]"') from None
     if constants.HF_HUB_OFFLINE:
         raise CatalogError(f"cannot upload to hf://{repo}: HF_HUB_OFFLINE is set")
     if get_token() is None:

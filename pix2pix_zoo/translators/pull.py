@@ -1,5 +1,6 @@
 """Pulling: a catalog entry's weights downloaded, verified and converted into the cache, and
 :func:`locate`, which turns a file, a folder, a run directory or a catalog name into a weights file.
+Hub names (``hf://ORG/NAME[@REVISION]``) are :mod:`~pix2pix_zoo.translators.hub`'s.
 
 :func:`pull` writes the translator to ``$ZOO_HOME/translators/<name>/model.safetensors``; a
 reference PyTorch ``.pth`` is read with ``weights_only=True`` and converted, so nothing the zoo
@@ -14,7 +15,7 @@ import os
 from pathlib import Path
 
 from pix2pix_zoo.atomic import sigterm_as_interrupt, temporary_path, write_json_atomic
-from pix2pix_zoo.download import download, sha256_of
+from pix2pix_zoo.download import download
 from pix2pix_zoo.errors import CatalogError, ZooError
 from pix2pix_zoo.translator_file import (
     WEIGHTS_FILE,
@@ -23,13 +24,17 @@ from pix2pix_zoo.translator_file import (
     generator_from_state,
     save_translator,
 )
-from pix2pix_zoo.translators.entries import SOURCE_RECORD, TranslatorEntry, find_translator
+from pix2pix_zoo.translators.entries import SOURCE_RECORD, TranslatorEntry, check_recorded, find_translator
+from pix2pix_zoo.translators.hub import is_hub_name, locate_hub, pull_hub
 from pix2pix_zoo.weights import read_state_dict_pth
 
 
 def pull(name: str, *, progress: bool = True) -> Path:
     """The path of translator ``name``'s ``model.safetensors``, downloaded, verified and converted
-    into ``$ZOO_HOME/translators/<name>/`` first unless it is there already."""
+    into ``$ZOO_HOME/translators/<name>/`` first unless it is there already; a Hub name
+    (``hf://ORG/NAME[@REVISION]``) is pulled again and checked against its first pull's sha256."""
+    if is_hub_name(name):
+        return pull_hub(name)
     entry = find_translator(name)
     if entry.downloaded:
         return entry.weights_path
@@ -54,14 +59,10 @@ def pull(name: str, *, progress: bool = True) -> Path:
 
 def _check_recorded(entry: TranslatorEntry, source: Path, url: str) -> str:
     """The download's sha256, which must match the one recorded at the first download if there is one."""
-    actual = sha256_of(source)
-    recorded = entry.recorded_sha256
-    if recorded is not None and actual != recorded:
-        raise CatalogError(
-            f"sha256 mismatch for {url}: the first download of {entry.name!r} was {recorded}, this one is "
-            f"{actual}; the download was deleted (delete {entry.directory / SOURCE_RECORD} to accept it)"
-        )
-    return actual
+    return check_recorded(source, entry.directory, lambda recorded, actual: (
+        f"sha256 mismatch for {url}: the first download of {entry.name!r} was {recorded}, this one is "
+        f"{actual}; the download was deleted (delete {entry.directory / SOURCE_RECORD} to accept it)"
+    ))
 
 
 def _install_safetensors(entry: TranslatorEntry, source: Path) -> None:
@@ -120,7 +121,9 @@ def _convert_reference(entry: TranslatorEntry, source: Path, sha256: str) -> Non
 def locate(name_or_path: str | os.PathLike[str]) -> Path:
     """The weights file a name or path stands for: a ``.safetensors`` file, a folder holding
     ``model.safetensors`` (or a run directory holding ``translator/model.safetensors``), else a
-    catalog name, pulled into the cache."""
+    catalog name or a Hub name (``hf://ORG/NAME[@REVISION]``), pulled into the cache."""
+    if is_hub_name(str(name_or_path)):  # before paths: "hf://x" would read as the folder "hf:/x"
+        return locate_hub(str(name_or_path))
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path

@@ -1,0 +1,90 @@
+"""ONNX exports run by onnxruntime, as generators :class:`~pix2pix_zoo.translator.Translator` runs.
+
+An ONNX file is anyone's data too: it is parsed without following external-data references (weights
+kept in other files, which could name any path on the machine) and refused if it has any; onnxruntime
+then gets the bytes, not the path, so it cannot look beside the file either. Its card is checked like
+a weights file's (:func:`pix2pix_zoo.export.read_export_card`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pix2pix_zoo.errors import ZooError, first_line
+from pix2pix_zoo.export import INPUT_NAME, OUTPUT_NAME, import_onnx, read_export_card
+from pix2pix_zoo.translator_file import Card
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+MAX_ONNX_BYTES = 2**31 - 1
+"""Protocol buffers' own limit: a larger file cannot be one ONNX model without external data."""
+
+
+def import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ZooError('running ONNX files needs the onnx extra: pip install "pix2pix-zoo[onnx]"') from None
+    return onnxruntime
+
+
+class OnnxGenerator(nn.Module):
+    """An onnxruntime session behind a module's interface: NCHW float tensors in and out, on the
+    device the inputs are on (onnxruntime's CUDA provider where the device is a GPU and the
+    installed onnxruntime has it, else its CPU provider)."""
+
+    def __init__(self, model: bytes, card: Card, device: torch.device | str = "cpu") -> None:
+        super().__init__()
+        onnxruntime = import_onnxruntime()
+        device = torch.device(device)
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: its notes on the graph are not the user's business
+        try:
+            self.session = onnxruntime.InferenceSession(model, options, providers=providers)
+        except Exception as error:
+            raise ZooError(f"onnxruntime cannot run this model: {first_line(str(error))}") from None
+        self.card = card
+        self.modes = (card.inference_mode,)  # what the exported graph computes (Translator checks it)
+        self.size_multiple = card.size_multiple
+        self.half = self.session.get_inputs()[0].type == "tensor(float16)"
+
+    def forward(self, images: Tensor) -> Tensor:
+        array = images.detach().to("cpu", torch.float16 if self.half else torch.float32).contiguous().numpy()
+        (output,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: array})
+        return torch.from_numpy(output).to(images.device, torch.float32)
+
+
+def load_onnx_generator(path: Path, device: torch.device | str = "cpu") -> tuple[OnnxGenerator, Card]:
+    """The export at ``path`` ready to run, and its card; one-line errors for what is not a zoo export."""
+    onnx = import_onnx()
+    where = f"{str(path)!r}"
+    if path.stat().st_size > MAX_ONNX_BYTES:
+        raise ZooError(f"{where} is larger than an ONNX model can be (2 GiB)")
+    card = read_export_card(path)
+    data = path.read_bytes()
+    model = onnx.load_from_string(data)
+    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in _tensors(model.graph)):
+        raise ZooError(f"{where} keeps weights in external files, which the zoo does not read: "
+                       "export with the weights inside (zoo export does)")
+    return OnnxGenerator(data, card, device), card
+
+
+def _tensors(graph: Any) -> list[Any]:
+    """Every stored tensor of a graph: its initializers and the constants of its nodes, subgraphs too."""
+    found = list(graph.initializer)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                found.append(attribute.t)
+            found += list(attribute.tensors)
+            if attribute.HasField("g"):
+                found += _tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                found += _tensors(subgraph)
+    return found
