@@ -36,7 +36,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -86,23 +85,14 @@ def make_weights(work: Path, spec: str) -> tuple[Path, list[str]]:
 def forward_passes(weights: Path, size: int, device: str) -> list[dict[str, Any]]:
     import torch
 
-    from pix2pix_zoo.benchmarking import benchmark_translator, rows_as_dicts
+    from pix2pix_zoo.benchmarking import benchmark_translator, median_call_seconds, rows_as_dicts
     from pix2pix_zoo.translator import load_generator, read_card
 
     rows = rows_as_dicts(benchmark_translator(weights, size=size, batches=(1,), device=device, repeats=10))
     generator = load_generator(weights, read_card(weights)).to(device).train()
-    image = torch.rand(1, 3, size, size, device=device) * 2 - 1
-    times = []
-    with torch.no_grad():
-        for call in range(12):
-            started = time.perf_counter()
-            generator(image)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            if call >= 2:
-                times.append(time.perf_counter() - started)
-    rows.append({"format": "torch train mode (paper)", "batch": 1,
-                 "ms_per_image": round(statistics.median(times) * 1000, 3)})
+    image = torch.rand(1, 3, size, size, device=torch.device(device)) * 2 - 1
+    seconds, _ = median_call_seconds(generator, image, torch.device(device), repeats=10, warmup=2)
+    rows.append({"format": "torch train mode (paper)", "batch": 1, "ms_per_image": round(seconds * 1000, 3)})
     return rows
 
 

@@ -21,12 +21,10 @@ arenas and torch's buffers alike), and the largest difference of its output from
 from __future__ import annotations
 
 import copy
-import io
 import os
 import statistics
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
@@ -37,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from pix2pix_zoo.errors import ZooError
-from pix2pix_zoo.export import exported
+from pix2pix_zoo.export import exported, load_torchscript
 from pix2pix_zoo.onnx_backend import OnnxGenerator
 from pix2pix_zoo.translator import load_generator, locate, read_card
 
@@ -85,7 +83,7 @@ def benchmark_translator(name_or_path: str | os.PathLike[str], *, formats: Seque
         for name in formats:
             with _peak_memory(device) as peak:
                 run, file_bytes = _prepare(name, generator, card, path, device)
-                seconds, output = _time(run, images, device, repeats, warmup)
+                seconds, output = median_call_seconds(run, images, device, repeats, warmup)
             rows.append(BenchmarkRow(
                 format=name, batch=batch, file_mib=round(file_bytes / MiB, 2),
                 ms_per_image=round(seconds * 1000 / batch, 3), images_per_s=round(batch / seconds, 2),
@@ -118,13 +116,10 @@ def _prepare(name: str, generator: nn.Module, card: Any, path: Path,
     data, export_card = exported(generator, card, export_format, mode="eval")
     if name == "onnxruntime":
         return OnnxGenerator(data, export_card, device), len(data)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-        script = torch.jit.load(io.BytesIO(data), map_location=device)
-    return script, len(data)
+    return load_torchscript(data, device), len(data)
 
 
-def _time(run: Callable[[Tensor], Tensor], images: Tensor, device: torch.device, repeats: int,
+def median_call_seconds(run: Callable[[Tensor], Tensor], images: Tensor, device: torch.device, repeats: int,
           warmup: int) -> tuple[float, Tensor]:
     """The median seconds of one call over ``repeats`` after ``warmup``, and the last output."""
     synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

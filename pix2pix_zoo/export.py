@@ -37,6 +37,7 @@ from pix2pix_zoo.errors import ZooError, first_line
 from pix2pix_zoo.translator_file import CARD_KEY, Card, InferenceMode
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor, nn
 
 ExportFormat = Literal["onnx", "torchscript"]
@@ -174,14 +175,28 @@ def import_onnx() -> Any:
     return onnx
 
 
+def load_torchscript(data: bytes, device: str | torch.device = "cpu", extra_files: dict[str, Any] | None = None) -> Any:
+    """A TorchScript export's module, from its bytes (``extra_files`` filled in as torch.jit.load does)."""
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's notice that it is deprecated in favour of torch.export
+        return torch.jit.load(io.BytesIO(data), map_location=device, _extra_files=extra_files or {})
+
+
 def read_export_card(path: Path) -> Card:
-    """The card inside an ONNX export, checked like any card (a file without one is refused)."""
+    """The card inside the ONNX export at ``path``, checked like any card (a file without one is refused)."""
     onnx = import_onnx()
     where = f"{str(path)!r}"
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise ZooError(f"{where} is not an ONNX model: {first_line(str(error))}") from None
+    return card_of_model(model, where)
+
+
+def card_of_model(model: Any, where: str) -> Card:
+    """The card in a parsed ONNX model's ``metadata_props``, checked; ``where`` names the file in errors."""
     cards = [entry.value for entry in model.metadata_props if entry.key == CARD_KEY]
     if len(cards) != 1:
         raise ZooError(f"{where} holds no pix2pix-zoo card: export it with `zoo export`")

@@ -3,7 +3,7 @@
 An ONNX file is anyone's data too: it is parsed without following external-data references (weights
 kept in other files, which could name any path on the machine) and refused if it has any; onnxruntime
 then gets the bytes, not the path, so it cannot look beside the file either. Its card is checked like
-a weights file's (:func:`pix2pix_zoo.export.read_export_card`).
+a weights file's (:func:`pix2pix_zoo.export.card_of_model`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from pix2pix_zoo.errors import ZooError, first_line
-from pix2pix_zoo.export import INPUT_NAME, OUTPUT_NAME, import_onnx, read_export_card
+from pix2pix_zoo.export import INPUT_NAME, OUTPUT_NAME, card_of_model, import_onnx
 from pix2pix_zoo.translator_file import Card
 
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -66,9 +66,12 @@ def load_onnx_generator(path: Path, device: torch.device | str = "cpu") -> tuple
     where = f"{str(path)!r}"
     if path.stat().st_size > MAX_ONNX_BYTES:
         raise ZooError(f"{where} is larger than an ONNX model can be (2 GiB)")
-    card = read_export_card(path)
     data = path.read_bytes()
-    model = onnx.load_from_string(data)
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as error:
+        raise ZooError(f"{where} is not an ONNX model: {first_line(str(error))}") from None
+    card = card_of_model(model, where)
     if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in _tensors(model.graph)):
         raise ZooError(f"{where} keeps weights in external files, which the zoo does not read: "
                        "export with the weights inside (zoo export does)")

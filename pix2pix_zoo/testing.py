@@ -187,11 +187,8 @@ def check_exportable(
     onnxruntime (the ``onnx`` extra). A generator that cannot be exported fails with the exporter's
     line, which names the operator it has no translation for.
     """
-    import io
-    import warnings
-
     from pix2pix_zoo.errors import ZooError
-    from pix2pix_zoo.export import exported
+    from pix2pix_zoo.export import exported, load_torchscript
     from pix2pix_zoo.onnx_backend import OnnxGenerator
     from pix2pix_zoo.translator_file import Card
 
@@ -213,12 +210,7 @@ def check_exportable(
                 data, export_card = exported(generator, card, export_format, mode="eval")
             except ZooError as error:
                 raise AssertionError(f"{label}: {error}") from None
-            if export_format == "onnx":
-                run = OnnxGenerator(data, export_card)
-            else:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # torch.jit's deprecation notice
-                    run = torch.jit.load(io.BytesIO(data))
+            run = OnnxGenerator(data, export_card) if export_format == "onnx" else load_torchscript(data)
             for image, want in zip((square, wide), expected):
                 with torch.no_grad():
                     got = run(image)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import warnings
 
 import numpy as np
 import onnx
@@ -21,6 +19,7 @@ from pix2pix_zoo.export import (
     export_generator,
     exported,
     fold_batch_norms,
+    load_torchscript,
     read_export_card,
 )
 from pix2pix_zoo.spec import resolve
@@ -61,12 +60,6 @@ def trained_looking(spec: str, channels: tuple[int, int] = (3, 3)) -> nn.Module:
 def card_of(spec: str, generator: nn.Module, channels: tuple[int, int] = (3, 3)) -> Card:
     return Card(spec=str(resolve(f"{spec}+l1")), in_channels=channels[0], out_channels=channels[1],
                 size_multiple=generator.size_multiple)
-
-
-def load_torchscript(data: bytes, extra: dict | None = None):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.jit.load(io.BytesIO(data), _extra_files=extra if extra is not None else {})
 
 
 @pytest.mark.parametrize("spec", FAMILIES)
@@ -114,7 +107,7 @@ def test_the_card_travels_in_both_files_with_the_mode_exported(tmp_path):
     assert read.provenance["export"]["format"] == "onnx" and read.provenance["export"]["dtype"] == "float32"
     script = export_generator(generator, card, tmp_path / "model.pt", "torchscript", mode="paper")
     extra = {TORCHSCRIPT_CARD: ""}
-    load_torchscript(script.read_bytes(), extra)
+    load_torchscript(script.read_bytes(), extra_files=extra)
     assert json.loads(extra[TORCHSCRIPT_CARD])["inference_mode"] == "paper"
 
 
