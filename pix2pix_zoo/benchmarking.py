@@ -5,7 +5,8 @@ batch in eval mode (running statistics, no dropout: the mode in which every form
 same function) and is timed the same way: warm-up calls, then the median of ``repeats`` timed calls
 (on a GPU each ends with a device synchronisation). Formats:
 
-* ``torch``: the generator as the weights file builds it, fp32, under ``torch.inference_mode``;
+* ``torch``: the generator as ``zoo translate`` runs it, fp32, under ``torch.inference_mode`` (on a
+  CPU, small maps on ATen's native kernels: :func:`~pix2pix_zoo.engine.cpu_tuning.use_native_kernels_where_faster`);
 * ``torch-channels-last``: the same with weights and inputs in channels-last layout;
 * ``torch-bf16``: the same under bfloat16 autocast (fp32 weights, bf16 products);
 * ``torchscript``: the eval-mode export of :mod:`pix2pix_zoo.export` (batch norm folded), run by torch.jit;
@@ -15,7 +16,8 @@ Each row gives the file's size (the weights file for the torch formats, the expo
 others), milliseconds per image and images per second, the peak memory the format added (on a GPU
 ``torch.cuda.max_memory_allocated`` over the model's own; on a CPU the largest resident set seen
 while it ran, sampled every few milliseconds, over the set before it was loaded: onnxruntime's
-arenas and torch's buffers alike), and the largest difference of its output from ``torch``'s.
+arenas and torch's buffers alike), and the largest difference of its output from the generator's
+as the weights file builds it (fp32, torch's default kernels).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from pix2pix_zoo.engine.cpu_tuning import use_native_kernels_where_faster
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.export import exported, load_torchscript
 from pix2pix_zoo.onnx_backend import OnnxGenerator
@@ -102,7 +105,11 @@ def _prepare(name: str, generator: nn.Module, card: Any, path: Path,
     """A callable that translates a batch in format ``name``, and the size of the format's file."""
     weights = path.stat().st_size
     if name == "torch":
-        return generator, weights
+        if device.type != "cpu":
+            return generator, weights
+        tuned = copy.deepcopy(generator)
+        use_native_kernels_where_faster(tuned)
+        return tuned, weights
     if name == "torch-channels-last":
         layout = torch.channels_last
         copied = copy.deepcopy(generator).to(memory_format=layout)

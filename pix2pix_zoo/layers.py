@@ -48,8 +48,12 @@ def init_weights(module: nn.Module, std: float = 0.02) -> nn.Module:
     """The reference's ``normal`` initialisation, which the paper also prescribes.
 
     Convolution (and transposed convolution, and linear) weights ~ N(0, std); batch-norm weights
-    ~ N(1, std); all their biases 0. Other modules are left as they are.
+    ~ N(1, std); all their biases 0. Other modules are left as they are. A module on the meta
+    device holds no values to initialise, and is left alone (``normal_`` there would import
+    ``torch._dynamo``, 1.7 s, into a process that only loads weights).
     """
+    if any(parameter.is_meta for parameter in module.parameters()):
+        return module
     for m in module.modules():
         if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, std)

@@ -12,17 +12,24 @@ catalog, which itself needs only the file format. Pictures (PIL in, PIL out) are
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from pathlib import Path
 
 import torch
 from PIL import Image
 from torch import Tensor, nn
 from torch.nn import functional
 
+from pix2pix_zoo.atomic import write_bytes_atomic
+from pix2pix_zoo.data.images import open_image
 from pix2pix_zoo.devices import pick_device
-from pix2pix_zoo.errors import ZooError
+from pix2pix_zoo.engine.cpu_tuning import use_native_kernels_where_faster
+from pix2pix_zoo.errors import BadImageError, ZooError
 from pix2pix_zoo.export import exported
 from pix2pix_zoo.onnx_backend import BACKENDS, OnnxGenerator, load_onnx_generator
 from pix2pix_zoo.pictures import SUPPORTED_CHANNELS, image_to_tensor, open_codec, picture, sample_grid, to_rgb
@@ -130,7 +137,9 @@ class Translator:
 
         ``backend``: ``torch`` runs a weights file's generator; ``onnxruntime`` runs an ONNX export, or
         a weights file exported to ONNX in memory (eval mode only: see :mod:`pix2pix_zoo.export`);
-        ``auto`` is onnxruntime for ONNX files and torch for the rest."""
+        ``auto`` is onnxruntime for ONNX files and torch for the rest. On a CPU the torch backend runs
+        small maps on ATen's native kernels (:func:`~pix2pix_zoo.engine.cpu_tuning.use_native_kernels_where_faster`:
+        the same results to float rounding, unet_256 1.5-1.7x faster at batch 1)."""
         if backend not in BACKENDS:
             raise ZooError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         path = locate(name_or_path)
@@ -148,6 +157,8 @@ class Translator:
                                    "or random dropout): pass --mode eval")
                 model, card = exported(generator, card, "onnx", mode="eval")
                 generator = OnnxGenerator(model, card, picked)
+            elif picked.type == "cpu":
+                use_native_kernels_where_faster(generator)
         return cls(generator, card, device=picked, mode=mode, seed=seed, tile=tile, overlap=overlap)
 
     def _tiling(self, tile: int | None, overlap: int) -> tuple[int | None, int]:
@@ -246,6 +257,62 @@ class Translator:
                     results[index] = self.to_image(output, source)
         return results  # type: ignore[return-value]
 
+    def translate_files(
+        self, jobs: Sequence[tuple[Path, Path]], output: Path, *, batch_size: int = 1, side_by_side: bool = False,
+        file_threads: bool | None = None,
+    ) -> Iterator[tuple[Path, Path | BadImageError]]:
+        """Translate image files into PNGs under ``output``: each job is a source file and its output
+        name relative to ``output``. Yields, in the jobs' order, each source with the file written or
+        the BadImageError that kept it from being read; any other error (a full disk) is raised.
+
+        With ``file_threads`` (the default where a core is spare: the forward passes run on an
+        accelerator, or torch's threads leave a CPU core free), the forward passes do not wait for files: decoding runs up to
+        :data:`FILES_AHEAD` batches ahead and encoding as many behind, each on a thread of its own
+        (PIL decodes and encodes without the GIL). Where no core is spare they run in turn: on a
+        2-core CPU the threads took cores from the forward passes and saved nothing (48 images,
+        unet_256: the passes 5.5-6.5 s in turn, 6.9 s beside the threads, the same wall time).
+        Each output is written whole or not at all (a temporary file renamed), so an interrupted
+        run leaves no half-written PNG; ``side_by_side`` writes input | output sheets instead.
+        """
+        batches = [jobs[start : start + max(1, batch_size)] for start in range(0, len(jobs), max(1, batch_size))]
+        if file_threads is None:
+            file_threads = self.device.type != "cpu" or (os.cpu_count() or 1) > torch.get_num_threads()
+        with _file_worker(file_threads, "zoo-decode") as readers, _file_worker(file_threads, "zoo-encode") as writers:
+            reads: deque[Future] = deque(readers.submit(_read_batch, batch) for batch in batches[:FILES_AHEAD])
+            writes: deque[Future] = deque()
+            try:
+                for index in range(len(batches)):
+                    decoded = reads.popleft().result()
+                    if index + FILES_AHEAD < len(batches):
+                        reads.append(readers.submit(_read_batch, batches[index + FILES_AHEAD]))
+                    images = [image for _, _, image in decoded if isinstance(image, Image.Image)]
+                    outputs = iter(self.translate_images(images, batch_size))
+                    pairs = [(source, name, image, None if isinstance(image, BadImageError) else next(outputs))
+                             for source, name, image in decoded]
+                    writes.append(writers.submit(self._write_batch, pairs, output, side_by_side))
+                    while len(writes) > FILES_AHEAD or (writes and writes[0].done()):
+                        yield from writes.popleft().result()
+                while writes:
+                    yield from writes.popleft().result()
+            finally:
+                for pending in (*reads, *writes):
+                    pending.cancel()
+
+    def _write_batch(self, pairs: list[tuple[Path, Path, Image.Image | BadImageError, Image.Image | None]],
+                     output: Path, side_by_side: bool) -> list[tuple[Path, Path | BadImageError]]:
+        written: list[tuple[Path, Path | BadImageError]] = []
+        for source, name, image, result in pairs:
+            if result is None:
+                written.append((source, image))  # type: ignore[arg-type]  # the BadImageError
+                continue
+            target = output / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            encoded = io.BytesIO()
+            (self.sheet(image, result) if side_by_side else result).save(encoded, format="PNG")  # type: ignore[arg-type]
+            write_bytes_atomic(target, encoded.getvalue())
+            written.append((source, target))
+        return written
+
     def __call__(self, image: Image.Image) -> Image.Image:
         """Translate one PIL image; the output has its size."""
         return self.translate_images([image])[0]
@@ -254,6 +321,37 @@ class Translator:
         """Input | output side by side, as the trainer's sample grids show them."""
         translated = image_to_tensor(output, len(output.getbands())).float().div_(127.5).sub_(1)
         return sample_grid(picture(self.codec, self.to_tensor(image)[None]), translated[None])
+
+
+FILES_AHEAD = 2
+"""Batches :meth:`Translator.translate_files` decodes ahead of the forward passes, and encodes behind."""
+
+
+class _InTurn(Executor):
+    """An executor that runs each task when it is submitted, on the caller's thread."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # handed to whoever asks for the result, as a thread's would be
+            future.set_exception(error)
+        return future
+
+
+def _file_worker(own_thread: bool, name: str) -> Executor:
+    return ThreadPoolExecutor(1, thread_name_prefix=name) if own_thread else _InTurn()
+
+
+def _read_batch(jobs: Sequence[tuple[Path, Path]]) -> list[tuple[Path, Path, Image.Image | BadImageError]]:
+    """Each job's source decoded (or the error that kept it from being read), with its output name."""
+    decoded: list[tuple[Path, Path, Image.Image | BadImageError]] = []
+    for source, name in jobs:
+        try:
+            decoded.append((source, name, open_image(source)))
+        except BadImageError as error:
+            decoded.append((source, name, error))
+    return decoded
 
 
 def pad_to_multiple(images: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:

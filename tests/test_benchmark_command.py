@@ -27,7 +27,9 @@ def test_every_format_at_every_batch_size_agrees_with_torch(weights):
         limit = 0.05 if row.format == "torch-bf16" else 1e-4  # bf16 products round to 8 bits of mantissa
         assert row.max_difference <= limit, row
     by_format = {row.format: row for row in rows if row.batch == 1}
-    assert by_format["torch"].max_difference == 0.0
+    # The torch row runs as zoo translate does (native kernels for small maps on a CPU): the same
+    # sums as the default kernels, to float rounding.
+    assert by_format["torch"].max_difference <= 1e-5
     assert by_format["torch-bf16"].max_difference > 0  # it did run in bf16
     weights_mib = weights.stat().st_size / 2**20
     assert by_format["torch"].file_mib == pytest.approx(weights_mib, abs=0.01)

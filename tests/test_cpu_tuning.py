@@ -13,13 +13,17 @@ from torch import nn
 
 from pix2pix_zoo.engine.config import TrainConfig
 from pix2pix_zoo.engine.cpu_tuning import (
+    FEW_CHANNELS,
     SMALL_MAP,
     ChannelsLastConv2d,
     ChannelsLastConvTranspose2d,
+    InferenceConv2d,
+    InferenceConvTranspose2d,
     NativeConv2d,
     NativeConvTranspose2d,
     keep_freed_memory,
     use_channels_last_convolutions,
+    use_native_kernels_where_faster,
     use_native_small_convolutions,
 )
 from pix2pix_zoo.engine.trainer import Trainer
@@ -78,6 +82,60 @@ def test_only_small_maps_move_and_the_state_dict_stays():
     with torch.no_grad():
         assert torch.allclose(generator(x), reference(x), atol=1e-5)
     assert sum(isinstance(m, (NativeConv2d, NativeConvTranspose2d)) for m in copy.deepcopy(generator).modules()) == 9
+
+
+def _kernels(module, x):
+    """The convolution kernels ATen ran for ``module(x)``, by profiler name."""
+    from torch.profiler import profile
+
+    with torch.no_grad(), profile() as trace:
+        module(x)
+    return {event.key for event in trace.key_averages() if "conv" in event.key}
+
+
+def test_inference_layers_choose_the_native_kernels_per_call_by_the_batch_shape():
+    generator = resolve("unet_256(ngf=4)+l1").build(3, 3).generator.eval()
+    reference = copy.deepcopy(generator)
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    layers = [m for m in generator.modules() if type(m) in (nn.Conv2d, nn.ConvTranspose2d)]
+    assert use_native_kernels_where_faster(generator) == len(layers) == 16
+    assert all(type(m) in (InferenceConv2d, InferenceConvTranspose2d) for m in layers)
+    assert generator.state_dict().keys() == before.keys()
+    assert all(torch.equal(v, before[k]) for k, v in generator.state_dict().items())
+    for batch in (1, 3):
+        x = torch.rand(batch, 3, 256, 256) * 2 - 1
+        with torch.no_grad():
+            assert torch.allclose(generator(x), reference(x), atol=1e-5)
+    # One 16x16 map (256 positions) runs natively; the same layer on two of them, or on one 32x32,
+    # runs as torch would (oneDNN, where this torch has it).
+    onednn = torch.backends.mkldnn.is_available()
+    down = nn.Conv2d(8, 8, 4, 2, 1)
+    use_native_kernels_where_faster(down)
+    assert "aten::_slow_conv2d_forward" in _kernels(down, torch.rand(1, 8, 16, 16))
+    if onednn:
+        assert "aten::_slow_conv2d_forward" not in _kernels(down, torch.rand(2, 8, 16, 16))
+        assert "aten::_slow_conv2d_forward" not in _kernels(down, torch.rand(1, 8, 32, 32))
+    # A transposed convolution to a few channels (a U-Net's output layer) runs natively on any map.
+    output_layer, wider = nn.ConvTranspose2d(8, FEW_CHANNELS, 4, 2, 1), nn.ConvTranspose2d(8, FEW_CHANNELS + 1, 4, 2, 1)
+    use_native_kernels_where_faster(output_layer), use_native_kernels_where_faster(wider)
+    assert "aten::slow_conv_transpose2d" in _kernels(output_layer, torch.rand(2, 8, 64, 64))
+    if onednn:
+        assert "aten::slow_conv_transpose2d" not in _kernels(wider, torch.rand(2, 8, 64, 64))
+
+
+def test_inference_layers_leave_autocast_tracing_and_unsupported_layers_to_the_usual_operator():
+    kept = [nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"), nn.Conv2d(4, 4, 3, padding="same"),
+            nn.Conv2d(4, 4, 3, dilation=2), nn.Conv2d(4, 4, 3, groups=2), nn.ConvTranspose2d(4, 4, 4, 2, 1, groups=2)]
+    assert use_native_kernels_where_faster(nn.Sequential(*kept)) == 0
+    assert all(type(m) in (nn.Conv2d, nn.ConvTranspose2d) for m in kept)
+    generator = resolve("unet_128(ngf=2)+l1").build(3, 3).generator.eval()
+    use_native_kernels_where_faster(generator)
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert generator(x).dtype == torch.bfloat16
+    with torch.no_grad():
+        graph = str(torch.jit.trace(generator, x).inlined_graph)
+    assert "aten::_convolution" in graph and "slow_conv" not in graph  # exportable as usual
 
 
 def test_channels_last_convolutions_keep_parameters_and_pass_channels_last_on():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from pix2pix_zoo.cli.translate import gather_inputs
-from pix2pix_zoo.errors import DataError, ZooError
+from pix2pix_zoo.errors import BadImageError, DataError, ZooError
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import Card, Translator, pad_to_multiple, save_translator
 
@@ -169,3 +171,114 @@ def test_zoo_translate_folders_globs_side_by_side_and_a_bad_image(tmp_path, weig
         assert sheet.size == (40, 30) and sheet.mode == "RGB"  # input | output
     with Image.open(tmp_path / "out" / "grey.png") as sheet:
         assert sheet.size == (32, 16)
+
+
+def test_loading_initialises_nothing_imports_no_compiler_and_copies_the_weights_out_of_the_file(
+        tmp_path, monkeypatch):
+    from safetensors import safe_open
+
+    from pix2pix_zoo.translator import load_generator, read_card
+
+    weights, loaded = save_tiny(tmp_path / "translator"), save_tiny(tmp_path / "fresh")
+
+    def initialised(*args, **kwargs):
+        raise AssertionError("a loaded generator was initialised first")
+
+    monkeypatch.setattr(torch.nn.init, "normal_", initialised)
+    generator = load_generator(weights, read_card(weights))
+    with safe_open(str(weights), framework="pt") as handle:
+        saved = {key: handle.get_tensor(key).clone() for key in handle.keys()}
+    state = generator.state_dict()
+    assert state.keys() == saved.keys() and all(torch.equal(state[k], saved[k]) for k in saved)
+    assert not any(t.is_meta for t in [*generator.parameters(), *generator.buffers()])
+    with open(weights, "r+b") as file:  # rewritten in place, as `cp other.safetensors here` would
+        file.seek(4096)
+        file.write(bytes(weights.stat().st_size - 4096))
+    assert all(torch.equal(v, saved[k]) for k, v in generator.state_dict().items())
+    # The whole load, in a fresh process: torch._dynamo (1.7 s to import) stays out.
+    script = ("import sys; from pix2pix_zoo.translator import Translator; "
+              f"Translator.from_pretrained({str(loaded)!r}, device='cpu'); print('torch._dynamo' in sys.modules)")
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr
+
+
+class ScaledNet(nn.Module):
+    """A plugin's generator keeping a non-persistent buffer, which no weights file holds."""
+
+    size_multiple = 1
+
+    def __init__(self, in_channels: int, out_channels: int, *, width: int = 4):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+        self.register_buffer("scale", torch.full((1,), 0.5), persistent=False)
+
+    def forward(self, x):
+        return self.conv(x) * self.scale
+
+
+def test_a_generator_with_a_buffer_the_file_lacks_is_built_for_real_and_loaded(tmp_path, register_plugin):
+    from pix2pix_zoo import hookimpl
+    from pix2pix_zoo.translator import load_generator, read_card
+
+    class Plugin:
+        @hookimpl
+        def register_generators(self, register):
+            register("scaled_net", ScaledNet, summary="test generator with a non-persistent buffer")
+
+    register_plugin(Plugin(), name="scaled")
+    torch.manual_seed(0)
+    models = resolve("scaled_net+l1").build(3, 3)
+    card = Card(spec=str(models.spec), in_channels=3, out_channels=3, size_multiple=1)
+    weights = save_translator(tmp_path / "translator", models.generator, card)
+    loaded = load_generator(weights, read_card(weights))
+    assert loaded.scale.device.type == "cpu" and loaded.scale.item() == 0.5
+    x = torch.rand(1, 3, 5, 5)
+    assert torch.equal(loaded(x), models.generator(x))
+
+
+def jpeg_folder(folder, sizes):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, size in enumerate(sizes):
+        noise_image(*size, seed=index).save(folder / f"{index:02d}.jpg", quality=95)
+    return sorted(folder.glob("*.jpg"))
+
+
+@pytest.mark.parametrize("file_threads", [True, False], ids=["file-threads", "in-turn"])
+def test_translate_files_writes_what_translate_images_computes_in_order_whole(tmp_path, weights, file_threads):
+    from pix2pix_zoo.data.images import open_image
+
+    sources = jpeg_folder(tmp_path / "in", [(40, 30), (40, 30), (23, 17), (40, 30), (23, 17), (40, 30), (9, 9)])
+    (tmp_path / "in" / "03.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    translator = Translator.from_pretrained(weights, device="cpu", mode="eval")
+    jobs = [(source, Path("deep") / source.with_suffix(".png").name) for source in sources]
+    results = list(translator.translate_files(jobs, tmp_path / "out", batch_size=2, file_threads=file_threads))
+    assert [source for source, _ in results] == sources
+    for (source, written), (_, name) in zip(results, jobs):
+        if source.name == "03.jpg":
+            assert isinstance(written, BadImageError) and "03.jpg" in str(written)
+            assert not (tmp_path / "out" / name).exists()
+            continue
+        assert written == tmp_path / "out" / name
+        with Image.open(written) as image:
+            assert np.array_equal(np.asarray(image), np.asarray(translator(open_image(source))))
+    assert sorted(p.name for p in (tmp_path / "out" / "deep").iterdir()) == [
+        f"{i:02d}.png" for i in range(7) if i != 3]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("file_threads", [True, False], ids=["file-threads", "in-turn"])
+def test_translate_files_raises_a_write_error_and_leaves_no_partial_file(tmp_path, weights, file_threads):
+    sources = jpeg_folder(tmp_path / "in", [(16, 16)] * 5)
+    (tmp_path / "out" / "02.png").mkdir(parents=True)  # a folder where the third output would go
+    translator = Translator.from_pretrained(weights, device="cpu", mode="eval")
+    jobs = [(source, Path(source.with_suffix(".png").name)) for source in sources]
+    results = translator.translate_files(jobs, tmp_path / "out", file_threads=file_threads)
+    done = [next(results)[0], next(results)[0]]
+    with pytest.raises(OSError):
+        next(results)
+    assert done == sources[:2]
+    names = {p.name for p in (tmp_path / "out").iterdir()}  # with threads, a later output may be written too
+    assert {"00.png", "01.png", "02.png"} <= names and not any(name.startswith(".") for name in names)
+    assert (tmp_path / "out" / "02.png").is_dir()

@@ -80,7 +80,6 @@ def translate(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pix2pix_zoo.data.images import open_image
     from pix2pix_zoo.translator import Translator
 
     jobs = gather_inputs(inputs)
@@ -88,30 +87,21 @@ def translate(
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend)
     errors = Console(stderr=True)
     written: list[Path] = []
-    failed = 0
     with Progress(
         TextColumn("translating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=errors, disable=not progress,
     ) as bar:
         task = bar.add_task("translate", total=len(jobs))
-        for start in range(0, len(jobs), batch_size):
-            readable = []
-            for source, name in jobs[start : start + batch_size]:
-                try:
-                    readable.append((open_image(source), name))
-                except BadImageError as error:
-                    if len(jobs) == 1:  # the one input: its error is the command's
-                        raise
-                    bar.console.print(f"error: {error}", markup=False, highlight=False, soft_wrap=True)  # one line, however long
-                    failed += 1
-            results = translator.translate_images([image for image, _ in readable], batch_size)
-            for (image, name), result in zip(readable, results):
-                target = output / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                (translator.sheet(image, result) if side_by_side else result).save(target)
-                written.append(target)
-            bar.advance(task, len(jobs[start : start + batch_size]))
+        for _, result in translator.translate_files(jobs, output, batch_size=batch_size, side_by_side=side_by_side):
+            if isinstance(result, BadImageError):
+                if len(jobs) == 1:  # the one input: its error is the command's
+                    raise result
+                bar.console.print(f"error: {result}", markup=False, highlight=False, soft_wrap=True)  # one line, however long
+            else:
+                written.append(result)
+            bar.advance(task)
     for path in written:
         typer.echo(str(path))
-    if failed:
-        raise ZooError(f"{failed} of {len(jobs)} images could not be read; the other {len(written)} were translated")
+    if len(written) < len(jobs):
+        raise ZooError(f"{len(jobs) - len(written)} of {len(jobs)} images could not be read; "
+                       f"the other {len(written)} were translated")
