@@ -253,8 +253,8 @@ def make_app(translators: dict[str, Translator], limits: Limits = Limits()) -> A
                              "queue_limit": limits.queue, "running": queue.running, "batches": queue.batches})
 
     async def listing(request: Request) -> JSONResponse:
-        return JSONResponse([{"name": name, "mode": translator.mode, "card": asdict(translator.card)}
-                             for name, translator in translators.items()])
+        return JSONResponse([{"name": name, "mode": translator.mode, "modes": list(translator.modes),
+                              "card": asdict(translator.card)} for name, translator in translators.items()])
 
     async def translate(request: Request) -> Response:
         try:

@@ -110,7 +110,7 @@ def test_lists_the_translators_with_their_cards_and_answers_health(server):
     status, listed = as_json(fetch(server["url"], "/translators"))
     assert status == 200 and [entry["name"] for entry in listed] == ["tiny"]
     assert listed[0]["card"]["spec"] == TINY_SPEC and listed[0]["card"]["task"] == "noise to noise"
-    assert listed[0]["mode"] == "paper"  # the card's default
+    assert listed[0]["mode"] == "paper" and listed[0]["modes"] == ["eval", "paper"]  # the card's default, and both
     status, health = as_json(fetch(server["url"], "/health"))
     assert status == 200 and health["status"] == "ok" and health["translators"] == ["tiny"]
     assert health["queue"] == 0 and health["queue_limit"] == 32
@@ -300,6 +300,32 @@ def test_an_onnx_export_is_served_in_its_own_mode_and_refuses_the_other(weights,
         assert np.abs(pixels(body).astype(int) - np.asarray(expected).astype(int)).max() <= 1
         status, error = as_json(fetch(base, "/translators/tiny/translate?mode=paper", encoded(image)))
         assert status == 400 and error["error"] == "this translator runs eval mode only, not paper"
+
+
+def test_the_onnxruntime_backend_serves_a_weights_file_in_eval_mode_only(weights, tmp_path):
+    refused = subprocess.run([zoo_executable(), "serve", str(weights), "--port", "0", "--backend", "onnxruntime"],
+                             capture_output=True, text=True, cwd=tmp_path, env=run_env(), timeout=120)
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        "error: the onnxruntime backend runs eval mode only (ONNX has no batch statistics or random dropout): "
+        "pass --mode eval"]
+    process = subprocess.Popen(
+        [zoo_executable(), "serve", str(weights), "--port", "0", "--device", "cpu", "--backend", "onnxruntime",
+         "--mode", "eval"], stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=run_env())
+    try:
+        line = process.stderr.readline()
+        assert line.startswith("serving tiny on http://127.0.0.1:"), line + process.stderr.read()
+        base = line.split(" on ")[1].strip()
+        status, listed = as_json(fetch(base, "/translators"))
+        assert status == 200 and listed[0]["mode"] == "eval" and listed[0]["modes"] == ["eval"]
+        image = noise_image(45, 29)
+        status, _, body = fetch(base, "/translators/tiny/translate", encoded(image))
+        expected = Translator.from_pretrained(weights, device="cpu", mode="eval")(image)
+        assert status == 200 and np.abs(pixels(body).astype(int) - np.asarray(expected).astype(int)).max() <= 1
+        status, error = as_json(fetch(base, "/translators/tiny/translate?mode=paper", encoded(image)))
+        assert status == 400 and error["error"] == "this translator runs eval mode only, not paper"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def test_translators_are_named_after_their_paths_and_names_must_differ():

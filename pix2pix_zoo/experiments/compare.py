@@ -21,7 +21,7 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pix2pix_zoo.engine.finish import saved_evaluation
 from pix2pix_zoo.engine.rundir import CONFIG, METRICS, read_metrics, run_config
@@ -29,6 +29,9 @@ from pix2pix_zoo.errors import SpecError, ZooError, first_line
 from pix2pix_zoo.experiments.sweep import MANIFEST
 from pix2pix_zoo.spec import describe
 from pix2pix_zoo.translator_file import WEIGHTS_FILE, Card, read_card
+
+if TYPE_CHECKING:
+    from pix2pix_zoo.translator import Translator
 
 # Held-out figures and whether a larger value is better.
 METRICS_COLUMNS = {"l1": False, "psnr": True, "ssim": True, "lpips": False, "fid": False, "kid": False}
@@ -82,10 +85,20 @@ class EvaluationSetting:
     device: str = "auto"
     lpips_weights: Path | None = None
     inception_weights: Path | None = None
+    backend: str = "auto"
+    """As :meth:`Translator.from_pretrained` takes it; with ``onnxruntime`` every row runs in eval mode
+    (exported), else each in its card's mode."""
 
     @property
     def extra_metrics(self) -> bool:
         return self.lpips_weights is not None or self.inception_weights is not None
+
+    def translator(self, name: str | Path) -> Translator:
+        """The translator ``name`` names, loaded to be evaluated as this setting says (seed 0)."""
+        from pix2pix_zoo.translator import Translator
+
+        mode = "eval" if self.backend == "onnxruntime" else None
+        return Translator.from_pretrained(name, device=self.device, seed=0, backend=self.backend, mode=mode)
 
 
 def named_items(names: list[str]) -> list[Compared]:
@@ -180,9 +193,8 @@ def evaluate_row(row: RunRow, item: Compared, setting: EvaluationSetting) -> lis
     """Evaluate the row's translator afresh: on ``setting.data`` (every figure, the row ranked with
     the others evaluated there), or on a run's own held-out split for LPIPS and FID/KID only."""
     from pix2pix_zoo.evaluation import evaluate
-    from pix2pix_zoo.translator import Translator
 
-    translator = Translator.from_pretrained(item.run_dir or item.name, device=setting.device, seed=0)
+    translator = setting.translator(item.run_dir or item.name)
     if setting.data is not None:
         data, split, options, size = setting.data, setting.split, setting.data_options, setting.size
     else:
@@ -220,7 +232,14 @@ def compare(names: list[str], setting: EvaluationSetting | None = None) -> tuple
         else:
             from pix2pix_zoo.translators import locate
 
-            row = translator_row(item.name, read_card(locate(item.name)))
+            path = locate(item.name)
+            if path.suffix.lower() == ".onnx":
+                from pix2pix_zoo.export import read_export_card
+
+                card = read_export_card(path)
+            else:
+                card = read_card(path)
+            row = translator_row(item.name, card)
         if setting.data is not None or (setting.extra_metrics and item.run_dir is not None
                                         and (item.run_dir / "translator" / WEIGHTS_FILE).is_file()):
             notes += [note for note in evaluate_row(row, item, setting) if note not in notes]

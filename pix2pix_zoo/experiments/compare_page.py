@@ -69,13 +69,12 @@ def _escape_keeping_strong(cell: str) -> str:
 def _figure(rows: list[RunRow], setting: EvaluationSetting, samples: int) -> tuple[str, list[str]]:
     from pix2pix_zoo.data import open_dataset
     from pix2pix_zoo.evaluation import prepared_batches
-    from pix2pix_zoo.translator import Translator
 
     source = _figure_source(rows, setting)
     if source is None:
         return "<p>No row was evaluated: there are no held-out pairs to show.</p>", []
     data, split, options, size = source
-    translators = [Translator.from_pretrained(row.run, device=setting.device, seed=0) for row in rows]
+    translators = [setting.translator(row.run) for row in rows]
     first = translators[0].card
     shown, notes = [], []
     for label, translator in zip(row_labels(rows), translators):
