@@ -154,7 +154,8 @@ def evaluate(
     batches = prepared_batches(dataset, size, card.direction, translator.device, batch_size)
     evaluation = evaluate_batches(batches, lambda x, y: {"translator": translator.translate(x)}, split, inception,
                                   perceptual)
-    evaluation.setting = {"data": data, "direction": card.direction, "mode": translator.mode, "spec": card.spec}
+    evaluation.setting = {"data": data, "direction": card.direction, "mode": translator.mode,
+                          "precision": translator.precision, "spec": card.spec}
     evaluation.notes = notes + evaluation.notes
     return evaluation
 

@@ -220,7 +220,7 @@ class BatchingQueue:
         served = self.translators[first.name]
         translator = served if (first.mode, first.seed) == (served.mode, served.seed) else Translator(
             served.generator, served.card, device=served.device, mode=first.mode, seed=first.seed,
-            tile=served.tile, overlap=served.overlap,
+            tile=served.tile, overlap=served.overlap, precision=served.precision,
         )
         return translator.translate_images([job.image for job in batch], batch_size=len(batch))
 

@@ -96,3 +96,8 @@ def test_both_sides_of_the_inference_benchmark_get_the_same_images_and_weights(t
     reference = torch.load(tmp_path / "checkpoints" / "bench" / "latest_net_G.pth", weights_only=True)
     ours = load_file(weights)
     assert reference.keys() == ours.keys() and all(torch.equal(reference[k], ours[k]) for k in ours)
+    from pix2pix_zoo.export import read_export_card
+    from pix2pix_zoo.translator import read_card
+
+    exported = inference_speed.export_once(weights, tmp_path / "model.onnx")  # the .onnx side's file
+    assert read_export_card(exported).spec == read_card(weights).spec

@@ -59,6 +59,15 @@ def test_per_pair_records_and_means(translator_dir):
     assert "fid" not in result["translator"]
 
 
+def test_a_half_precision_is_recorded_with_figures_close_to_fp32(translator_dir):
+    full = evaluate(Translator.from_pretrained(translator_dir, device="cpu", mode="eval"), "synthfacades",
+                    data_options=DATA_OPTIONS).to_dict()
+    half = evaluate(Translator.from_pretrained(translator_dir, device="cpu", mode="eval", precision="bf16"),
+                    "synthfacades", data_options=DATA_OPTIONS).to_dict()
+    assert (full["precision"], half["precision"]) == ("fp32", "bf16")
+    assert half["translator"]["l1"] == pytest.approx(full["translator"]["l1"], rel=0.02)
+
+
 def test_eval_mode_repeats_exactly(translator_dir):
     translator = Translator.from_pretrained(translator_dir, device="cpu", mode="eval")
     first, second = (evaluate(translator, "synthfacades", data_options=DATA_OPTIONS).to_dict() for _ in range(2))

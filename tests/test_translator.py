@@ -282,3 +282,26 @@ def test_translate_files_raises_a_write_error_and_leaves_no_partial_file(tmp_pat
     names = {p.name for p in (tmp_path / "out").iterdir()}  # with threads, a later output may be written too
     assert {"00.png", "01.png", "02.png"} <= names and not any(name.startswith(".") for name in names)
     assert (tmp_path / "out" / "02.png").is_dir()
+
+
+def test_half_precisions_run_under_autocast_close_to_fp32(tmp_path, weights):
+    image = torch.rand(2, 3, 128, 128) * 2 - 1
+    full = Translator.from_pretrained(weights, device="cpu", mode="eval").translate(image)
+    for precision in ("bf16", "fp16"):
+        half = Translator.from_pretrained(weights, device="cpu", mode="eval", precision=precision).translate(image)
+        assert half.dtype == torch.float32 and not torch.equal(half, full)  # it ran in 16 bits, and came back in 32
+        assert (half - full).abs().max() < 0.05
+    seeded = [Translator.from_pretrained(weights, device="cpu", mode="paper", seed=3, precision="bf16").translate(image)
+              for _ in range(2)]
+    assert torch.equal(*seeded)
+    with pytest.raises(ZooError, match="unknown precision 'int8'; choose one of: fp32, bf16, fp16"):
+        Translator.from_pretrained(weights, device="cpu", precision="int8")
+    with pytest.raises(ZooError, match="the onnxruntime backend runs the file's own precision, not bf16"):
+        Translator.from_pretrained(weights, device="cpu", mode="eval", backend="onnxruntime", precision="bf16")
+    noise_image(40, 30).save(tmp_path / "in.png")
+    result = run_zoo("translate", str(weights), "in.png", "-o", "out", "--device", "cpu", "--mode", "eval",
+                     "--precision", "bf16", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.split() == ["out/in.png"], result.stderr
+    with Image.open(tmp_path / "out" / "in.png") as written:
+        expected = np.asarray(Translator.from_pretrained(weights, device="cpu", mode="eval")(noise_image(40, 30)))
+        assert written.size == (40, 30) and np.abs(np.asarray(written).astype(int) - expected).max() <= 8

@@ -22,6 +22,7 @@ def evaluate(
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Pairs per batch (paper mode: per batch statistics)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 / fp16 (autocast: faster where the hardware has them, outputs a few levels apart)."),
     inception_weights: Optional[Path] = typer.Option(
         None, "--inception-weights", help="Inception-v3 weights (safetensors or a weights-only .pth) for FID and KID."
     ),
@@ -46,7 +47,8 @@ def evaluate(
 
     if output is not None:
         check_output_file(output)
-    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, backend=backend)
+    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, backend=backend,
+                                            precision=precision)
     evaluation = evaluate_translator(
         translator, data, split, data_options=data_options(data_opt), batch_size=batch_size, size=size,
         inception_weights=inception_weights, lpips_weights=lpips_weights,

@@ -13,6 +13,7 @@ def serve(
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: a free one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 / fp16 (autocast: faster where the hardware has them, outputs a few levels apart)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="Default mode of requests that name none: eval or paper; default: each card's."),
     queue: int = typer.Option(32, "--queue", min=1, help="Requests that may wait; more are answered 503 with Retry-After."),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Waiting eval-mode requests of one translator and size run together, up to this many."),
@@ -34,6 +35,6 @@ def serve(
     limits = Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, queue=queue,
                     max_batch=max_batch)
     names = translator_names(models)
-    translators = {name: Translator.from_pretrained(model, device=device, mode=mode, backend=backend)
+    translators = {name: Translator.from_pretrained(model, device=device, mode=mode, backend=backend, precision=precision)
                    for name, model in zip(names, models)}
     run_server(translators, limits, host=host, port=port, announce=lambda line: print(line, file=sys.stderr, flush=True))

@@ -65,6 +65,7 @@ def translate(
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the outputs (PNG, keeping relative names)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 / fp16 (autocast: faster where the hardware has them, outputs a few levels apart)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="eval, or paper (batch statistics, dropout); default: the card's."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for paper mode's dropout: repeatable output."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Images of the same size run together."),
@@ -84,7 +85,8 @@ def translate(
 
     jobs = gather_inputs(inputs)
     check_output_folder(output, jobs)
-    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend)
+    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend,
+                                            precision=precision)
     errors = Console(stderr=True)
     written: list[Path] = []
     with Progress(
