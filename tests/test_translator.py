@@ -288,7 +288,10 @@ def test_half_precisions_run_under_autocast_close_to_fp32(tmp_path, weights):
     image = torch.rand(2, 3, 128, 128) * 2 - 1
     full = Translator.from_pretrained(weights, device="cpu", mode="eval").translate(image)
     for precision in ("bf16", "fp16"):
-        half = Translator.from_pretrained(weights, device="cpu", mode="eval", precision=precision).translate(image)
+        translator = Translator.from_pretrained(weights, device="cpu", mode="eval", precision=precision)
+        convolutions = [m.weight for m in translator.generator.modules() if isinstance(m, nn.Conv2d)]
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)  # the 16-bit kernels' layout
+        half = translator.translate(image)
         assert half.dtype == torch.float32 and not torch.equal(half, full)  # it ran in 16 bits, and came back in 32
         assert (half - full).abs().max() < 0.05
     seeded = [Translator.from_pretrained(weights, device="cpu", mode="paper", seed=3, precision="bf16").translate(image)
