@@ -8,7 +8,8 @@ same function) and is timed the same way: warm-up calls, then the median of ``re
 * ``torch``: the generator as ``zoo translate`` runs it, fp32, under ``torch.inference_mode`` (on a
   CPU, small maps on ATen's native kernels: :func:`~pix2pix_zoo.engine.cpu_tuning.use_native_kernels_where_faster`);
 * ``torch-channels-last``: the same with weights and inputs in channels-last layout;
-* ``torch-bf16``: the same under bfloat16 autocast (fp32 weights, bf16 products);
+* ``torch-bf16``: as ``zoo translate --precision bf16`` runs it: bfloat16 autocast (fp32 weights,
+  bf16 products), weights and inputs channels-last;
 * ``torchscript``: the eval-mode export of :mod:`pix2pix_zoo.export` (batch norm folded), run by torch.jit;
 * ``onnxruntime``: the ONNX eval-mode export, run by onnxruntime (the ``onnx`` extra).
 
@@ -115,9 +116,12 @@ def _prepare(name: str, generator: nn.Module, card: Any, path: Path,
         copied = copy.deepcopy(generator).to(memory_format=layout)
         return (lambda images: copied(images.contiguous(memory_format=layout))), weights
     if name == "torch-bf16":
+        layout = torch.channels_last
+        copied = copy.deepcopy(generator).to(memory_format=layout)
+
         def in_bf16(images: Tensor) -> Tensor:
             with torch.autocast(device.type, dtype=torch.bfloat16):
-                return generator(images)
+                return copied(images.contiguous(memory_format=layout))
         return in_bf16, weights
     export_format = "torchscript" if name == "torchscript" else "onnx"
     data, export_card = exported(generator, card, export_format, mode="eval")
