@@ -31,16 +31,12 @@ from pathlib import Path
 
 import torch
 
+from pix2pix_zoo.benchmarking import synchronize
 from pix2pix_zoo.engine.checkpoint import CheckpointWriter, save_checkpoint, take_snapshot
 from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
 from pix2pix_zoo.spec import resolve
 
 MODES = ("none", "in the loop", "off the loop")
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed_loop(mode: str, models, optimizers, batches, every: int, folder: Path, device: torch.device) -> dict:

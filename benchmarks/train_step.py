@@ -68,13 +68,9 @@ def reference_step(generator, discriminator, opt_g, opt_d, x, y, lambda_l1=100.0
     return loss_d.detach(), loss_g.detach()
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def run_one(args: argparse.Namespace) -> dict:
     """One variant at one batch size, in this process."""
+    from pix2pix_zoo.benchmarking import synchronize
     from pix2pix_zoo.engine.gan_step import Amp, gan_step, make_optimizers
     from pix2pix_zoo.spec import resolve
 

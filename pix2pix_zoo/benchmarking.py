@@ -130,17 +130,22 @@ def _prepare(name: str, generator: nn.Module, card: Any, path: Path,
     return load_torchscript(data, device), len(data)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a CUDA device's kernels run after their calls return)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def median_call_seconds(run: Callable[[Tensor], Tensor], images: Tensor, device: torch.device, repeats: int,
           warmup: int) -> tuple[float, Tensor]:
     """The median seconds of one call over ``repeats`` after ``warmup``, and the last output."""
-    synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times, output = [], None
     context = torch.inference_mode if not isinstance(run, OnnxGenerator) else nullcontext
     with context():
         for call in range(warmup + repeats):
             started = time.perf_counter()
             output = run(images)
-            synchronise()
+            synchronize(device)
             if call >= warmup:
                 times.append(time.perf_counter() - started)
     return statistics.median(times), output

@@ -102,7 +102,7 @@ def describe(record: dict[str, Any]) -> str:
         name = phase.replace("_", "-") if phase == "set_up" else phase.replace("_", " ")
         count = f"{figures['count']} " if phase in ("steps", "checkpoints", "checkpoint_writes", "samples") else ""
         if count and figures["count"] == 1:
-            count, name = "1 ", name.rstrip("s")
+            count, name = "1 ", name.removesuffix("s")
         speed = f" ({record['steady_img_per_s']:.2f} img/s)" if phase == "steps" and record["steady_img_per_s"] else ""
         parts.append(f"{count}{name} {figures['seconds']:.1f} s{speed}")
     return "time: " + ", ".join(parts)
