@@ -414,6 +414,25 @@ def test_the_page_uploads_an_image_and_shows_the_translation_at_its_size(server,
     assert shown == [77, 51, 77, 51, "photo-tiny.png"]
 
 
+@pytest.mark.skipif(chromium() is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_page_offers_only_the_modes_the_chosen_translator_runs(weights, tmp_path):
+    from pix2pix_zoo.export import export_generator
+    from pix2pix_zoo.translator import load_generator, read_card
+
+    card = read_card(weights)
+    onnx_file = export_generator(load_generator(weights, card), card, tmp_path / "model.onnx", "onnx")
+    translators = {"both": Translator.from_pretrained(weights, device="cpu"),
+                   "exported": Translator.from_pretrained(onnx_file, device="cpu")}
+    disabled = "[...document.querySelector('#mode').options].filter(o => o.disabled).map(o => o.value).join(',')"
+    with served_in_a_thread(translators, Limits()) as base, devtools_page(base + "/", tmp_path / "profile") as send:
+        evaluate_until(send, "document.querySelector('#translator').options.length == 2")
+        page = lambda expression: send("Runtime.evaluate", expression=expression, returnByValue=True)["result"]["value"]
+        assert page("document.querySelector('#translator').value") == "both" and page(disabled) == ""
+        chosen = page("(() => { document.querySelector('#mode').value = 'paper'; const t = document.querySelector('#translator');"
+                      " t.value = 'exported'; t.dispatchEvent(new Event('change')); return document.querySelector('#mode').value; })()")
+        assert page(disabled) == "paper" and chosen == ""  # paper mode un-chosen with the export that cannot run it
+
+
 def test_the_load_benchmark_runs_and_reports_no_errors():
     """benchmarks/serve_load.py, as small as it goes: it starts its own server and prints its figures."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "serve_load.py"
