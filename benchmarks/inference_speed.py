@@ -98,7 +98,7 @@ def forward_passes(weights: Path, size: int, device: str) -> list[dict[str, Any]
     import torch
 
     from pix2pix_zoo.benchmarking import benchmark_translator, median_call_seconds, rows_as_dicts
-    from pix2pix_zoo.engine.cpu_tuning import use_native_kernels_where_faster
+    from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
     from pix2pix_zoo.translator import load_generator, read_card
 
     rows = rows_as_dicts(benchmark_translator(weights, size=size, batches=(1,), device=device, repeats=10))

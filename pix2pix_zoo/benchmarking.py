@@ -6,7 +6,7 @@ same function) and is timed the same way: warm-up calls, then the median of ``re
 (on a GPU each ends with a device synchronisation). Formats:
 
 * ``torch``: the generator as ``zoo translate`` runs it, fp32, under ``torch.inference_mode`` (on a
-  CPU, small maps on ATen's native kernels: :func:`~pix2pix_zoo.engine.cpu_tuning.use_native_kernels_where_faster`);
+  CPU, small maps on ATen's native kernels: :func:`~pix2pix_zoo.cpu_kernels.use_native_kernels_where_faster`);
 * ``torch-channels-last``: the same with weights and inputs in channels-last layout;
 * ``torch-bf16``: as ``zoo translate --precision bf16`` runs it: bfloat16 autocast (fp32 weights,
   bf16 products), weights and inputs channels-last;
@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pix2pix_zoo.engine.cpu_tuning import use_native_kernels_where_faster
+from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.export import exported, load_torchscript
 from pix2pix_zoo.onnx_backend import OnnxGenerator

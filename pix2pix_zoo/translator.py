@@ -28,7 +28,7 @@ from torch.nn import functional
 from pix2pix_zoo.atomic import write_bytes_atomic
 from pix2pix_zoo.data.images import open_image
 from pix2pix_zoo.devices import pick_device
-from pix2pix_zoo.engine.cpu_tuning import use_native_kernels_where_faster
+from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
 from pix2pix_zoo.errors import BadImageError, ZooError
 from pix2pix_zoo.export import exported
 from pix2pix_zoo.onnx_backend import BACKENDS, OnnxGenerator, load_onnx_generator
@@ -156,7 +156,7 @@ class Translator:
         ``backend``: ``torch`` runs a weights file's generator; ``onnxruntime`` runs an ONNX export, or
         a weights file exported to ONNX in memory (eval mode only: see :mod:`pix2pix_zoo.export`);
         ``auto`` is onnxruntime for ONNX files and torch for the rest. On a CPU the torch backend runs
-        small maps on ATen's native kernels (:func:`~pix2pix_zoo.engine.cpu_tuning.use_native_kernels_where_faster`:
+        small maps on ATen's native kernels (:func:`~pix2pix_zoo.cpu_kernels.use_native_kernels_where_faster`:
         the same results to float rounding, unet_256 1.5-1.7x faster at batch 1). In a 16-bit
         ``precision`` the weights and inputs are channels-last, the layout the 16-bit kernels want
         (unet_256 at batch 8 in bf16 on a CPU with AMX: 39-72 -> 23-34 ms an image)."""
@@ -280,7 +280,7 @@ class Translator:
             for start in range(0, len(indices), max(1, batch_size)):
                 chunk = indices[start : start + max(1, batch_size)]
                 inputs = torch.stack([self.to_tensor(images[i]) for i in chunk])
-                outputs = self.translate(inputs)
+                outputs = self.translate(inputs).cpu()  # one copy (and one wait) a batch, not one an image
                 for index, source, output in zip(chunk, inputs, outputs):
                     results[index] = self.to_image(output, source)
         return results  # type: ignore[return-value]

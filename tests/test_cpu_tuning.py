@@ -1,6 +1,6 @@
 """CPU tuning: the native-kernel and channels-last convolutions compute what the default ones do
 (forward and every gradient), only small maps move, the state dict is untouched, and the trainer's
-choice is deterministic."""
+choice is deterministic; the inference layers of :mod:`pix2pix_zoo.cpu_kernels` choose per call."""
 
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ import torch
 from torch import nn
 
 from pix2pix_zoo.engine.config import TrainConfig
-from pix2pix_zoo.engine.cpu_tuning import (
+from pix2pix_zoo.cpu_kernels import (
     FEW_CHANNELS,
+    InferenceConv2d,
+    InferenceConvTranspose2d,
+    use_native_kernels_where_faster,
+)
+from pix2pix_zoo.engine.cpu_tuning import (
     SMALL_MAP,
     ChannelsLastConv2d,
     ChannelsLastConvTranspose2d,
-    InferenceConv2d,
-    InferenceConvTranspose2d,
     NativeConv2d,
     NativeConvTranspose2d,
     keep_freed_memory,
     use_channels_last_convolutions,
-    use_native_kernels_where_faster,
     use_native_small_convolutions,
 )
 from pix2pix_zoo.engine.trainer import Trainer
