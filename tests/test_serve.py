@@ -328,6 +328,26 @@ def test_the_onnxruntime_backend_serves_a_weights_file_in_eval_mode_only(weights
         process.wait(timeout=30)
 
 
+def test_a_16_bit_precision_serves_every_request_in_it(weights, tmp_path):
+    process = subprocess.Popen(
+        [zoo_executable(), "serve", str(weights), "--port", "0", "--device", "cpu", "--precision", "bf16"],
+        stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=run_env())
+    try:
+        line = process.stderr.readline()
+        assert line.startswith("serving tiny on http://127.0.0.1:"), line + process.stderr.read()
+        base = line.split(" on ")[1].strip()
+        image = noise_image(45, 29)
+        for mode in ("eval", "paper"):  # paper mode with a seed runs on a translator made for the request
+            status, _, body = fetch(base, f"/translators/tiny/translate?mode={mode}&seed=2", encoded(image))
+            expected = [Translator.from_pretrained(weights, device="cpu", mode=mode, seed=2, precision=precision)(image)
+                        for precision in ("bf16", "fp32")]
+            assert status == 200 and np.array_equal(pixels(body), np.asarray(expected[0])), mode
+            assert not np.array_equal(np.asarray(expected[0]), np.asarray(expected[1]))  # bf16 is not fp32
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_translators_are_named_after_their_paths_and_names_must_differ():
     assert translator_names(["facades_label2photo", "runs/tiny/", "x/maps/model.safetensors", "a/b.onnx"]) == [
         "facades_label2photo", "tiny", "maps", "b"]
