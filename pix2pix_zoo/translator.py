@@ -26,9 +26,9 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from pix2pix_zoo.atomic import write_bytes_atomic
+from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
 from pix2pix_zoo.data.images import open_image
 from pix2pix_zoo.devices import pick_device
-from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
 from pix2pix_zoo.errors import BadImageError, ZooError
 from pix2pix_zoo.export import exported
 from pix2pix_zoo.onnx_backend import BACKENDS, OnnxGenerator, load_onnx_generator
@@ -294,11 +294,11 @@ class Translator:
         the BadImageError that kept it from being read; any other error (a full disk) is raised.
 
         With ``file_threads`` (the default where a core is spare: the forward passes run on an
-        accelerator, or torch's threads leave a CPU core free), the forward passes do not wait for files: decoding runs up to
-        :data:`FILES_AHEAD` batches ahead and encoding as many behind, each on a thread of its own
-        (PIL decodes and encodes without the GIL). Where no core is spare they run in turn: on a
-        2-core CPU the threads took cores from the forward passes and saved nothing (48 images,
-        unet_256: the passes 5.5-6.5 s in turn, 6.9 s beside the threads, the same wall time).
+        accelerator, or torch's threads leave a CPU core free), the forward passes do not wait for
+        files: decoding runs up to :data:`FILES_AHEAD` batches ahead and encoding as many behind, each
+        on a thread of its own (PIL decodes and encodes without the GIL). Where no core is spare they
+        run in turn: on a 2-core CPU the threads took cores from the forward passes and saved nothing
+        (48 images, unet_256: the passes 5.5-6.5 s in turn, 6.9 s beside the threads, the same wall time).
         Each output is written whole or not at all (a temporary file renamed), so an interrupted
         run leaves no half-written PNG; ``side_by_side`` writes input | output sheets instead.
         """
@@ -362,7 +362,7 @@ class _InTurn(Executor):
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # handed to whoever asks for the result, as a thread's would be
+        except Exception as error:  # handed to whoever asks for the result, as a thread's would be
             future.set_exception(error)
         return future
 
