@@ -116,11 +116,7 @@ class Translator:
         precision: str = "fp32",
     ) -> None:
         self.card = card
-        if precision not in PRECISIONS:
-            raise ZooError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-        if precision != "fp32" and isinstance(generator, OnnxGenerator):
-            raise ZooError(f"the onnxruntime backend runs the file's own precision, not {precision} "
-                           "(zoo export --half writes an fp16 file)")
+        _check_precision(precision, onnxruntime=isinstance(generator, OnnxGenerator))
         self.precision = precision
         self.mode: InferenceMode = mode or card.inference_mode
         if self.mode not in ("eval", "paper"):
@@ -163,8 +159,10 @@ class Translator:
         if backend not in BACKENDS:
             raise ZooError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
         path = locate(name_or_path)
+        onnx_file = path.suffix.lower() == ".onnx"
+        _check_precision(precision, onnxruntime=onnx_file or backend == "onnxruntime")  # before any export
         picked = pick_device(device) if isinstance(device, str) else device
-        if path.suffix.lower() == ".onnx":
+        if onnx_file:
             if backend == "torch":
                 raise ZooError(f"{str(path)!r} is an ONNX export: it runs with the onnxruntime backend")
             generator, card = load_onnx_generator(path, picked)
@@ -181,7 +179,8 @@ class Translator:
                 generator.to(memory_format=torch.channels_last)  # what 16-bit kernels (AMX, tensor cores) run on
             elif picked.type == "cpu":
                 use_native_kernels_where_faster(generator)
-        return cls(generator, card, device=picked, mode=mode, seed=seed, tile=tile, overlap=overlap, precision=precision)
+        return cls(generator, card, device=picked, mode=mode, seed=seed, tile=tile, overlap=overlap,
+                   precision=precision)
 
     def _tiling(self, tile: int | None, overlap: int) -> tuple[int | None, int]:
         if tile is None:
@@ -336,7 +335,8 @@ class Translator:
             target = output / name
             target.parent.mkdir(parents=True, exist_ok=True)
             encoded = io.BytesIO()
-            (self.sheet(image, result) if side_by_side else result).save(encoded, format="PNG")  # type: ignore[arg-type]
+            picture_out = self.sheet(image, result) if side_by_side else result  # type: ignore[arg-type]
+            picture_out.save(encoded, format="PNG")
             write_bytes_atomic(target, encoded.getvalue())
             written.append((source, target))
         return written
@@ -349,6 +349,14 @@ class Translator:
         """Input | output side by side, as the trainer's sample grids show them."""
         translated = image_to_tensor(output, len(output.getbands())).float().div_(127.5).sub_(1)
         return sample_grid(picture(self.codec, self.to_tensor(image)[None]), translated[None])
+
+
+def _check_precision(precision: str, *, onnxruntime: bool) -> None:
+    if precision not in PRECISIONS:
+        raise ZooError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision != "fp32" and onnxruntime:
+        raise ZooError(f"the onnxruntime backend runs the file's own precision, not {precision} "
+                       "(zoo export --half writes an fp16 file)")
 
 
 FILES_AHEAD = 2

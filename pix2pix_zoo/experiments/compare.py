@@ -189,16 +189,16 @@ def run_held_out(run_dir: Path) -> tuple[str, str, dict[str, Any], int | None] |
     return config["data"], split, config.get("data_options") or {}, config.get("crop_size")
 
 
-def evaluate_row(row: RunRow, item: Compared, setting: EvaluationSetting) -> list[str]:
+def evaluate_row(row: RunRow, translator: Translator, run_dir: Path | None, setting: EvaluationSetting) -> list[str]:
     """Evaluate the row's translator afresh: on ``setting.data`` (every figure, the row ranked with
-    the others evaluated there), or on a run's own held-out split for LPIPS and FID/KID only."""
+    the others evaluated there), or on its run's (``run_dir``) own held-out split for LPIPS and
+    FID/KID only."""
     from pix2pix_zoo.evaluation import evaluate
 
-    translator = setting.translator(item.run_dir or item.name)
     if setting.data is not None:
         data, split, options, size = setting.data, setting.split, setting.data_options, setting.size
     else:
-        own = run_held_out(item.run_dir)
+        own = run_held_out(run_dir)
         if own is None:
             return []  # not evaluated by its trainer: no held-out split to add figures on
         data, split, options, size = own
@@ -224,25 +224,20 @@ def compare(names: list[str], setting: EvaluationSetting | None = None) -> tuple
     rows: list[RunRow] = []
     notes: list[str] = []
     for item in items:
+        translator = None
         if item.run_dir is not None:
             row = run_row(item.run_dir)
+            has_translator = (item.run_dir / "translator" / WEIGHTS_FILE).is_file()
+            if setting.data is not None or (setting.extra_metrics and has_translator):
+                translator = setting.translator(item.run_dir)
         elif setting.data is None:
             raise ZooError(f"{item.name} is neither a run directory (no {CONFIG}) nor a sweep folder (no {MANIFEST}); "
                            "translators (catalog names, weights files) are compared on --data DATASET")
-        else:
-            from pix2pix_zoo.translators import locate
-
-            path = locate(item.name)
-            if path.suffix.lower() == ".onnx":
-                from pix2pix_zoo.export import read_export_card
-
-                card = read_export_card(path)
-            else:
-                card = read_card(path)
-            row = translator_row(item.name, card)
-        if setting.data is not None or (setting.extra_metrics and item.run_dir is not None
-                                        and (item.run_dir / "translator" / WEIGHTS_FILE).is_file()):
-            notes += [note for note in evaluate_row(row, item, setting) if note not in notes]
+        else:  # loaded once, for its card and its evaluation (an ONNX file's card is inside the whole file)
+            translator = setting.translator(item.name)
+            row = translator_row(item.name, translator.card)
+        if translator is not None:
+            notes += [note for note in evaluate_row(row, translator, item.run_dir, setting) if note not in notes]
         rows.append(row)
     return rows, notes + rank(rows)
 
