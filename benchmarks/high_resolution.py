@@ -46,13 +46,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import reference_step, synchronize  # noqa: E402  (the reference-style loop, shared)
+from train_step import reference_step  # noqa: E402  (the reference-style loop, shared)
 
 VARIANTS = ("reference", "ours", "ours+ckpt", "ours+ckpt+keep", "plain", "plain+ckpt")
 
 
 def run_one(args: argparse.Namespace) -> dict:
     """One variant at one size, in this process."""
+    from pix2pix_zoo.benchmarking import synchronize
     from pix2pix_zoo.engine.cpu_tuning import tune_for_cpu
     from pix2pix_zoo.engine.gan_step import gan_step, make_optimizers
     from pix2pix_zoo.recompute import kept_for_backward

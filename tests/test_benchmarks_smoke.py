@@ -1,6 +1,7 @@
 """The pieces of ``benchmarks/whole_process.py`` that need no training process: the JPEG folder it
 writes for both sides, the reference-style reading of it, and the figures it reports; and the
-images and weights ``benchmarks/inference_speed.py`` gives both of its sides.
+images and weights ``benchmarks/inference_speed.py`` gives both of its sides; and, for every script
+in benchmarks/, that what it imports exists and its ``--help`` runs.
 
 Running the script itself (two real training processes and the step benchmark, however tiny the
 networks) takes 30 s or more on 2 cores, so it is not run here; performance is never a timed test
@@ -9,8 +10,11 @@ networks) takes 30 s or more on 2 cores, so it is not run here; performance is n
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +105,43 @@ def test_both_sides_of_the_inference_benchmark_get_the_same_images_and_weights(t
 
     exported = inference_speed.export_once(weights, tmp_path / "model.onnx")  # the .onnx side's file
     assert read_export_card(exported).spec == read_card(weights).spec
+
+
+_BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+
+
+def _load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_benchmark_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("script", _BENCHMARKS, ids=lambda path: path.stem)
+def test_every_name_a_benchmark_imports_exists_and_its_help_runs(script, monkeypatch, capsys):
+    """Benchmarks are run by hand, so a name moved elsewhere (even one imported inside a function) would
+    break one unnoticed: every import of every script is resolved here, and its ``--help`` parsed."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts put their own folder on it
+    siblings = {path.stem: path for path in _BENCHMARKS}
+    missing = []
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                importlib.import_module(alias.name)
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            module = (_load_script(siblings[node.module]) if node.module in siblings
+                      else importlib.import_module(node.module))
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        missing.append(f"{node.module}.{alias.name}")
+    assert not missing, f"{script.name} imports names that do not exist: {missing}"
+
+    main = _load_script(script).main
+    monkeypatch.setattr(sys, "argv", [script.name, "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.startswith("usage:")
