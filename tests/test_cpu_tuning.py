@@ -24,7 +24,6 @@ from pix2pix_zoo.engine.cpu_tuning import (
     ChannelsLastConvTranspose2d,
     NativeConv2d,
     NativeConvTranspose2d,
-    keep_freed_memory,
     use_channels_last_convolutions,
     use_native_small_convolutions,
 )
@@ -158,10 +157,6 @@ def test_channels_last_convolutions_keep_parameters_and_pass_channels_last_on():
     ours.square().mean().backward(), theirs.square().mean().backward()
     for (name, p), q in zip(discriminator.named_parameters(), reference.parameters()):
         assert p.grad.is_contiguous() and torch.allclose(p.grad, q.grad, atol=1e-5), name
-
-
-def test_keep_freed_memory_applies_on_glibc():
-    assert keep_freed_memory() is True  # Linux with glibc, as the CI machine is
 
 
 def test_the_trainer_tunes_cpu_runs_and_says_so(tmp_path):

@@ -25,9 +25,11 @@ def benchmark(
     """
     from pix2pix_zoo.benchmarking import FORMATS, benchmark_translator, rows_as_dicts
     from pix2pix_zoo.cli.output import print_json, print_table
+    from pix2pix_zoo.cpu_memory import keep_freed_memory
     from pix2pix_zoo.devices import pick_device
 
     picked = pick_device(device)
+    keep_freed_memory()  # as zoo translate runs: batches reuse their memory instead of faulting it in anew
     rows = benchmark_translator(model, formats=formats or FORMATS, size=size, batches=batch or (1, 8),
                                 device=picked, repeats=repeats)
     if as_json:

@@ -32,6 +32,7 @@ def compare(
 ) -> None:
     """Compare runs and translators: spec, parameters, receptive field, steps, time, images/s, held-out
     L1/PSNR/SSIM (LPIPS, FID/KID with their weights) and the baselines."""
+    from pix2pix_zoo.cpu_memory import keep_freed_memory
     from pix2pix_zoo.evaluation import check_output_file
     from pix2pix_zoo.experiments.compare import EvaluationSetting, compare, comparison_table
 
@@ -40,6 +41,7 @@ def compare(
     setting = EvaluationSetting(data=data, split=split, data_options=data_options(data_opt), size=size,
                                 device=device, lpips_weights=lpips_weights, inception_weights=inception_weights,
                                 backend=backend)
+    keep_freed_memory()  # the process is ours: batches reuse their memory instead of faulting it in anew
     rows, notes = compare(names, setting)
     if html is not None:
         from pix2pix_zoo.experiments.compare_page import write_compare_page

@@ -41,12 +41,14 @@ def evaluate(
     All three depend on those exact weights, so compare them only with figures from the same files.
     """
     from pix2pix_zoo.atomic import write_json_atomic
+    from pix2pix_zoo.cpu_memory import keep_freed_memory
     from pix2pix_zoo.evaluation import check_output_file
     from pix2pix_zoo.evaluation import evaluate as evaluate_translator
     from pix2pix_zoo.translator import Translator
 
     if output is not None:
         check_output_file(output)
+    keep_freed_memory()  # the process is ours: batches reuse their memory instead of faulting it in anew
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, backend=backend,
                                             precision=precision)
     evaluation = evaluate_translator(

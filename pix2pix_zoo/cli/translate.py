@@ -81,10 +81,12 @@ def translate(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from pix2pix_zoo.cpu_memory import keep_freed_memory
     from pix2pix_zoo.translator import Translator
 
     jobs = gather_inputs(inputs)
     check_output_folder(output, jobs)
+    keep_freed_memory()  # the process is ours: batches reuse their memory instead of faulting it in anew
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend,
                                             precision=precision)
     errors = Console(stderr=True)

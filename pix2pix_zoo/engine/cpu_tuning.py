@@ -23,7 +23,7 @@
   its masks in another order), so the trainer leaves the generator alone.
 * **Freed memory going back to the kernel.** glibc hands large blocks back with ``munmap`` when they
   are freed, so every step faults in fresh zero-filled pages for the same tensors again.
-  :func:`keep_freed_memory` keeps freed memory in the process.
+  :func:`~pix2pix_zoo.cpu_memory.keep_freed_memory` keeps freed memory in the process.
 * **Fewer multiplications.** PatchGAN's 256->512 convolution (stride 1, 4x4, on 32x32 maps) is the
   step's largest single cost: nearly two thirds of D's multiplications, run three times forward and
   three times backward per step, already at the machine's GEMM speed. Winograd's F(4x4, 4x4)
@@ -49,8 +49,6 @@ mode (torch.compile, channels_last and autocast have their own kernels).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,15 +57,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pix2pix_zoo.cpu_kernels import SMALL_MAP, change_classes
+from pix2pix_zoo.cpu_memory import keep_freed_memory
 from pix2pix_zoo.engine import winograd
 
 if TYPE_CHECKING:
     from pix2pix_zoo.spec import Pix2Pix
-
-# glibc's mallopt parameters (malloc.h).
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_MAX = -4
-
 
 @contextlib.contextmanager
 def _without_onednn() -> Iterator[None]:
@@ -213,18 +207,6 @@ def use_channels_last_convolutions(module: nn.Module) -> int:
     channels-last activations (in place); return how many changed. Their outputs come out
     channels-last too, so in a chain of them only the first converts anything."""
     return change_classes(module, lambda layer: _CHANNELS_LAST.get(type(layer)))
-
-
-def keep_freed_memory() -> bool:
-    """Tell glibc to keep freed memory in the process instead of returning large blocks to the
-    kernel; return whether it could (False off glibc). Affects the whole process, for its lifetime."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**30))
 
 
 def tune_for_cpu(models: Pix2Pix, x: Tensor, y: Tensor, *, keep_memory: bool = True) -> dict[str, Any]:
