@@ -16,8 +16,8 @@ same function) and is timed the same way: warm-up calls, then the median of ``re
 Each row gives the file's size (the weights file for the torch formats, the export's bytes for the
 others), milliseconds per image and images per second, the peak memory the format added (on a GPU
 ``torch.cuda.max_memory_allocated`` over the model's own; on a CPU the largest resident set seen
-while it ran, sampled every few milliseconds, over the set before it was loaded: onnxruntime's
-arenas and torch's buffers alike), and the largest difference of its output from the generator's
+while it ran, sampled every few milliseconds, over the set before it was loaded, with the memory freed
+until then handed back to the system: onnxruntime's arenas and torch's buffers alike), and the largest difference of its output from the generator's
 as the weights file builds it (fp32, torch's default kernels).
 """
 
@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
+from pix2pix_zoo.cpu_memory import hand_back_freed_memory
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.export import exported, load_torchscript
 from pix2pix_zoo.onnx_backend import OnnxGenerator
@@ -160,6 +161,7 @@ def _peak_memory(device: torch.device) -> Iterator[Callable[[], int]]:
         torch.cuda.reset_peak_memory_stats(device)
         yield lambda: max(0, torch.cuda.max_memory_allocated(device) - before)
         return
+    hand_back_freed_memory()  # else memory kept from earlier formats would hide what this one takes
     before = _resident()
     peak = [before]
     stop = threading.Event()

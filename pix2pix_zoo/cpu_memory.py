@@ -1,5 +1,5 @@
 """Host memory: freed memory kept in the process (glibc), for the trainer and the commands that
-run translators. Imports no torch.
+run translators, and handed back on request (to measure what comes next). Imports no torch.
 
 glibc hands a freed block larger than its mmap threshold (32 MiB at most, raised as it goes) back
 to the kernel at once, so a process that allocates and frees the same large tensors over and over
@@ -26,10 +26,29 @@ def keep_freed_memory() -> bool:
     its heap stays as large as it ever was (fragments included), so call it in a process of your
     own, as ``zoo train``, ``zoo translate``, ``zoo eval``, ``zoo compare``, ``zoo serve`` and
     ``zoo benchmark`` do, not from a library."""
-    name = ctypes.util.find_library("c")
+    libc = _libc()
     try:
-        libc = ctypes.CDLL(name)
         mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+    except AttributeError:
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**30))
+
+
+def hand_back_freed_memory() -> bool:
+    """Return the memory freed so far to the kernel now (``malloc_trim``), kept or not; return whether
+    glibc could. Then the resident set is what is in use, so the peak of what comes next can be
+    measured from it (``zoo benchmark``'s memory column)."""
+    libc = _libc()
+    try:
+        trim = libc.malloc_trim
+    except AttributeError:
+        return False
+    trim(0)  # returns 1 only when some memory went back, which is not a failure either way
+    return True
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return None
