@@ -14,6 +14,8 @@ import ast
 import importlib
 import importlib.util
 import random
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -145,3 +147,15 @@ def test_every_name_a_benchmark_imports_exists_and_its_help_runs(script, monkeyp
         main()
     assert exit_.value.code == 0
     assert capsys.readouterr().out.startswith("usage:")
+
+
+_ON_GPU = Path(__file__).resolve().parents[1] / "benchmarks" / "on_gpu.sh"
+
+
+def test_the_gpu_script_parses_names_only_scripts_that_exist_and_refuses_an_unknown_part():
+    assert subprocess.run(["bash", "-n", str(_ON_GPU)], capture_output=True).returncode == 0
+    named = set(re.findall(r"benchmarks/(\w+\.py)", _ON_GPU.read_text()))
+    assert named and all((_ON_GPU.parent / name).is_file() for name in named), named
+    refused = subprocess.run([str(_ON_GPU), "no-such-part"], capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert "unknown part 'no-such-part'; choose from: tests inference stall highres paper" in refused.stderr
