@@ -41,32 +41,32 @@ else
 fi
 
 part_tests() {
-    python -m pytest -q -p no:cacheprovider tests/test_checkpoint_writer.py tests/test_augment.py -rs
+    python3 -m pytest -q -p no:cacheprovider tests/test_checkpoint_writer.py tests/test_augment.py -rs
 }
 
 part_inference() {
-    python benchmarks/inference_speed.py --device "$DEVICE" "${INFERENCE[@]}" --keep "$FIGURES/inference" \
+    python3 benchmarks/inference_speed.py --device "$DEVICE" "${INFERENCE[@]}" --keep "$FIGURES/inference" \
         --json "$FIGURES/inference.json" || return
-    python -m pix2pix_zoo benchmark "$FIGURES/inference/translator/model.safetensors" --device "$DEVICE" \
+    python3 -m pix2pix_zoo benchmark "$FIGURES/inference/translator/model.safetensors" --device "$DEVICE" \
         --size 256 --batch 1 --batch 8 "${BENCHMARK[@]}"
 }
 
 part_stall() {
-    python benchmarks/checkpoint_stall.py --device "$DEVICE" "${STALL[@]}"
+    python3 benchmarks/checkpoint_stall.py --device "$DEVICE" "${STALL[@]}"
 }
 
 part_highres() {
-    python benchmarks/high_resolution.py --device "$DEVICE" "${HIGHRES[@]}" --variants reference,ours,ours+ckpt
+    python3 benchmarks/high_resolution.py --device "$DEVICE" "${HIGHRES[@]}" --variants reference,ours,ours+ckpt
 }
 
 part_paper() {
     local index=0 spec
     for spec in "$G+l1" "$G+$D+gan" "$G+$D+cgan" "$G+$D+l1gan" "$G+$D+l1cgan"; do
         index=$((index + 1))
-        python -m pix2pix_zoo train "$spec" --data synthfacades --load-size 286 --crop-size 256 \
+        python3 -m pix2pix_zoo train "$spec" --data synthfacades --load-size 286 --crop-size 256 \
             --max-steps "$PAPER_STEPS" --log-every $((PAPER_STEPS / 6)) --sample-every 1000000 --device "$DEVICE" \
             --runs "$FIGURES/runs" --name "objective-$index" --no-progress >/dev/null || return
-        python - "$FIGURES/runs/objective-$index" "$spec" <<'PY'
+        python3 - "$FIGURES/runs/objective-$index" "$spec" <<'PY'
 import json, sys
 from pathlib import Path
 run, spec = Path(sys.argv[1]), sys.argv[2]
@@ -91,7 +91,7 @@ for part in "${parts[@]}"; do
         exit 2
     fi
 done
-python -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
+python3 -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
 status=0
 for part in "${parts[@]}"; do
     limit_variable="LIMIT_${part^^}"
