@@ -24,8 +24,8 @@ def keep_freed_memory() -> bool:
     """Tell glibc to keep freed memory in the process instead of returning large blocks to the
     kernel; return whether it could (False off glibc). Affects the whole process, for its lifetime:
     its heap stays as large as it ever was (fragments included), so call it in a process of your
-    own, as ``zoo train``, ``zoo translate``, ``zoo eval``, ``zoo compare``, ``zoo serve`` and
-    ``zoo benchmark`` do, not from a library."""
+    own, as ``zoo translate``, ``zoo eval``, ``zoo compare``, ``zoo serve``, ``zoo benchmark`` and
+    the trainer on a CPU (unless it recomputes activations) do, not from a library."""
     libc = _libc()
     try:
         mallopt = libc.mallopt
