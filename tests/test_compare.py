@@ -4,8 +4,10 @@ page, rendered in headless Chromium."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import weakref
 from pathlib import Path
 
 import pytest
@@ -165,3 +167,24 @@ def test_the_page_shows_samples_side_by_side_the_table_and_overlaid_curves_in_ch
 def _discs(runs: Path) -> list[Path]:
     manifest = json.loads((runs / "discs" / "sweep.json").read_text())
     return [runs / "discs" / run["name"] for run in manifest["runs"]]
+
+
+def test_the_page_holds_one_translator_at_a_time(runs, tmp_path, monkeypatch):
+    """A sweep of many full-size translators must not be in memory all at once for its figure."""
+    from pix2pix_zoo.experiments.compare_page import write_compare_page
+
+    setting = EvaluationSetting(data="synthfacades", data_options={"size": 32, "count": 4}, size=32, device="cpu")
+    rows, notes = compare([str(runs / "discs"), str(runs / "other")], setting)
+    load, loaded, alive_when_loading = EvaluationSetting.translator, [], []
+
+    def tracked(self, name):
+        gc.collect()
+        alive_when_loading.append(sum(ref() is not None for ref in loaded))
+        translator = load(self, name)
+        loaded.append(weakref.ref(translator))
+        return translator
+
+    monkeypatch.setattr(EvaluationSetting, "translator", tracked)
+    write_compare_page(tmp_path / "page.html", rows, notes, setting, samples=2)
+    assert alive_when_loading == [0, 0, 0]
+    assert (tmp_path / "page.html").read_text().count("<img ") == 2 * (1 + 3 + 1)  # input | 3 outputs | target

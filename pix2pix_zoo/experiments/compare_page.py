@@ -74,34 +74,32 @@ def _figure(rows: list[RunRow], setting: EvaluationSetting, samples: int) -> tup
     if source is None:
         return "<p>No row was evaluated: there are no held-out pairs to show.</p>", []
     data, split, options, size = source
-    translators = [setting.translator(row.run) for row in rows]
-    first = translators[0].card
-    shown, notes = [], []
-    for label, translator in zip(row_labels(rows), translators):
+    translator = setting.translator(rows[0].run)  # its card says how the pairs are oriented
+    first = translator.card
+    torch.manual_seed(0)
+    inputs, targets = [], []
+    pairs = open_dataset(data, split, **options)
+    for x, y, _ in prepared_batches(pairs, size, first.direction, translator.device):
+        inputs += list(x.split(1))[: samples - len(inputs)]
+        targets += list(y.split(1))[: samples - len(targets)]
+        if len(inputs) == samples:
+            break
+    shown, notes = [], []  # (label, its outputs)
+    for label, row in zip(row_labels(rows), rows):
+        if translator is None:  # one at a time: a sweep's translators are never all in memory together
+            translator = setting.translator(row.run)
         card = translator.card
         if (card.direction, card.in_channels, card.out_channels) != (first.direction, first.in_channels, first.out_channels):
             notes.append(f"{label} is left out of the samples: it maps {card.direction} "
                          f"{card.in_channels} -> {card.out_channels} channels, not as the first row")
-            continue
-        shown.append((label, translator))
-    torch.manual_seed(0)
-    inputs, targets, outputs = [], [], {label: [] for label, _ in shown}
-    pairs = open_dataset(data, split, **options)
-    for x, y, _ in prepared_batches(pairs, size, first.direction, translators[0].device):
-        for index in range(x.shape[0]):
-            if len(inputs) == samples:
-                break
-            inputs.append(x[index: index + 1])
-            targets.append(y[index: index + 1])
-            for label, translator in shown:
-                outputs[label].append(translator.translate(x[index: index + 1]))
-        if len(inputs) == samples:
-            break
+        else:
+            shown.append((label, [translator.translate(x) for x in inputs]))
+        translator = None
     codec = open_codec(first.codec)
     cells = "".join(f"<th>{html.escape(label)}</th>" for label, _ in shown)
     table_rows = []
     for index, (x, y) in enumerate(zip(inputs, targets)):
-        pictures = [picture(codec, x), *(picture(codec, x, outputs[label][index]) for label, _ in shown),
+        pictures = [picture(codec, x), *(picture(codec, x, outputs[index]) for _, outputs in shown),
                     picture(codec, x, y)]
         table_rows.append("<tr>" + "".join(f"<td>{_png(image)}</td>" for image in pictures) + "</tr>")
     where = f"{html.escape(data)}, {html.escape(split)} split" + (f", {size} x {size}" if size else "")
