@@ -55,6 +55,9 @@ class Limits:
                 raise ZooError(f"{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
 
 
+API = "GET / (the page), GET /health, GET /translators, POST /translators/NAME/translate"
+
+
 class RequestError(Exception):
     """A request the server refuses: its HTTP status and a one-line reason for the JSON body."""
 
@@ -235,6 +238,7 @@ def make_app(translators: dict[str, Translator], limits: Limits = Limits()) -> A
     require_extra()
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
@@ -244,6 +248,12 @@ def make_app(translators: dict[str, Translator], limits: Limits = Limits()) -> A
 
     def refusal(error: RequestError) -> JSONResponse:
         return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
+
+    async def unrouted(request: Request, error: HTTPException) -> JSONResponse:
+        """An unknown path or a method a path does not take: JSON like every other answer, naming the API."""
+        what = (f"{request.url.path!r} takes {error.headers.get('Allow', 'other methods')}, not {request.method}"
+                if error.status_code == 405 else f"no {request.method} {request.url.path!r}")
+        return refusal(RequestError(error.status_code, f"{what}; the API: {API}", dict(error.headers or {})))
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
@@ -290,7 +300,7 @@ def make_app(translators: dict[str, Translator], limits: Limits = Limits()) -> A
         Route("/health", health),
         Route("/translators", listing),
         Route("/translators/{name}/translate", translate, methods=["POST"]),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, exception_handlers={HTTPException: unrouted})
     app.state.queue = queue
     return app
 

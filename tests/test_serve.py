@@ -161,8 +161,18 @@ def test_refuses_what_is_not_an_image_in_json(server):
 def test_an_unknown_translator_is_404_naming_the_choices(server):
     status, answer = as_json(fetch(server["url"], "/translators/nope/translate", encoded(noise_image(8, 8))))
     assert status == 404 and "'nope'" in answer["error"] and "tiny" in answer["error"]
-    status, _, _ = fetch(server["url"], "/translators/tiny/translate")  # GET: the route takes POST only
-    assert status == 405
+    status, headers, body = fetch(server["url"], "/translators/tiny/translate")  # GET: the route takes POST only
+    status, answer = as_json((status, headers, body))
+    assert status == 405 and headers["allow"] == "POST"
+    assert answer["error"].startswith("'/translators/tiny/translate' takes POST, not GET; the API: GET / (the page)")
+
+
+def test_an_unknown_path_is_a_json_404_naming_the_api(server):
+    for method, body in (("GET", None), ("POST", b"x"), ("DELETE", None)):
+        status, answer = as_json(fetch(server["url"], "/translate", body, method))
+        assert status == 404, method
+        assert answer["error"] == (f"no {method} '/translate'; the API: GET / (the page), GET /health, "
+                                   "GET /translators, POST /translators/NAME/translate")
 
 
 def test_nothing_uploaded_is_written_to_disk(server):
