@@ -91,7 +91,8 @@ for part in "${parts[@]}"; do
         exit 2
     fi
 done
-python3 -c "import torch; print('torch', torch.__version__, '|', torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
+python3 -c "import torch; print('torch', torch.__version__, '|',
+                torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
 status=0
 for part in "${parts[@]}"; do
     limit_variable="LIMIT_${part^^}"
@@ -99,7 +100,8 @@ for part in "${parts[@]}"; do
     started=$(date +%s)
     timeout -k 10 "$limit" "$0" --run-part "$part" > "$FIGURES/$part.log" 2>&1
     code=$?
-    echo "== $part: exit $code after $(( $(date +%s) - started )) s (limit $limit s; 124: stopped there); $FIGURES/$part.log ends:"
+    echo "== $part: exit $code after $(( $(date +%s) - started )) s (limit $limit s; 124: stopped there);" \
+        "$FIGURES/$part.log ends:"
     tail -n 25 "$FIGURES/$part.log"
     [ "$code" -eq 0 ] || status=1
 done

@@ -17,8 +17,8 @@ Each row gives the file's size (the weights file for the torch formats, the expo
 others), milliseconds per image and images per second, the peak memory the format added (on a GPU
 ``torch.cuda.max_memory_allocated`` over the model's own; on a CPU the largest resident set seen
 while it ran, sampled every few milliseconds, over the set before it was loaded, with the memory freed
-until then handed back to the system: onnxruntime's arenas and torch's buffers alike), and the largest difference of its output from the generator's
-as the weights file builds it (fp32, torch's default kernels).
+until then handed back to the system: onnxruntime's arenas and torch's buffers alike), and the largest
+difference of its output from the generator's as the weights file builds it (fp32, torch's default kernels).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Callable
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -26,29 +27,24 @@ def keep_freed_memory() -> bool:
     its heap stays as large as it ever was (fragments included), so call it in a process of your
     own, as ``zoo translate``, ``zoo eval``, ``zoo compare``, ``zoo serve``, ``zoo benchmark`` and
     the trainer on a CPU (unless it recomputes activations) do, not from a library."""
-    libc = _libc()
-    try:
-        mallopt = libc.mallopt
-    except AttributeError:
-        return False
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**30))
+    mallopt = _glibc("mallopt")
+    return mallopt is not None and bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**30))
 
 
 def hand_back_freed_memory() -> bool:
     """Return the memory freed so far to the kernel now (``malloc_trim``), kept or not; return whether
     glibc could. Then the resident set is what is in use, so the peak of what comes next can be
     measured from it (``zoo benchmark``'s memory column)."""
-    libc = _libc()
-    try:
-        trim = libc.malloc_trim
-    except AttributeError:
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return False
     trim(0)  # returns 1 only when some memory went back, which is not a failure either way
     return True
 
 
-def _libc() -> ctypes.CDLL | None:
+def _glibc(function: str) -> Callable[..., int] | None:
+    """The C library's ``function``, or None off glibc."""
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c"))
-    except (OSError, TypeError):
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c")), function)
+    except (OSError, TypeError, AttributeError):
         return None

@@ -29,7 +29,7 @@ def benchmark(
     from pix2pix_zoo.devices import pick_device
 
     picked = pick_device(device)
-    keep_freed_memory()  # as zoo translate runs: batches reuse their memory instead of faulting it in anew
+    keep_freed_memory()  # as zoo translate runs
     rows = benchmark_translator(model, formats=formats or FORMATS, size=size, batches=batch or (1, 8),
                                 device=picked, repeats=repeats)
     if as_json:

@@ -41,7 +41,7 @@ def compare(
     setting = EvaluationSetting(data=data, split=split, data_options=data_options(data_opt), size=size,
                                 device=device, lpips_weights=lpips_weights, inception_weights=inception_weights,
                                 backend=backend)
-    keep_freed_memory()  # the process is ours: batches reuse their memory instead of faulting it in anew
+    keep_freed_memory()  # the process is ours (see its docstring)
     rows, notes = compare(names, setting)
     if html is not None:
         from pix2pix_zoo.experiments.compare_page import write_compare_page

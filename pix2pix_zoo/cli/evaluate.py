@@ -48,7 +48,7 @@ def evaluate(
 
     if output is not None:
         check_output_file(output)
-    keep_freed_memory()  # the process is ours: batches reuse their memory instead of faulting it in anew
+    keep_freed_memory()  # the process is ours (see its docstring)
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, backend=backend,
                                             precision=precision)
     evaluation = evaluate_translator(

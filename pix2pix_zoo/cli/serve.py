@@ -36,7 +36,7 @@ def serve(
     limits = Limits(max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_pixels=max_pixels, queue=queue,
                     max_batch=max_batch)
     names = translator_names(models)
-    keep_freed_memory()  # the process is ours: batches reuse their memory instead of faulting it in anew
+    keep_freed_memory()  # the process is ours (see its docstring)
     translators = {name: Translator.from_pretrained(model, device=device, mode=mode, backend=backend, precision=precision)
                    for name, model in zip(names, models)}
     run_server(translators, limits, host=host, port=port, announce=lambda line: print(line, file=sys.stderr, flush=True))

@@ -86,7 +86,7 @@ def translate(
 
     jobs = gather_inputs(inputs)
     check_output_folder(output, jobs)
-    keep_freed_memory()  # the process is ours: batches reuse their memory instead of faulting it in anew
+    keep_freed_memory()  # the process is ours (see its docstring)
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend,
                                             precision=precision)
     errors = Console(stderr=True)

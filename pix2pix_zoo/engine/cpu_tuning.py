@@ -63,6 +63,7 @@ from pix2pix_zoo.engine import winograd
 if TYPE_CHECKING:
     from pix2pix_zoo.spec import Pix2Pix
 
+
 @contextlib.contextmanager
 def _without_onednn() -> Iterator[None]:
     previous = torch.backends.mkldnn.enabled
