@@ -8,10 +8,10 @@ Two parts, in one run:
 
 * **Forward passes** (in this process): the spec's generator (default widths) on one random
   ``--size`` image, batch 1, through :func:`pix2pix_zoo.benchmarking.benchmark_translator` (torch fp32
-  eval, channels-last, bf16 autocast, TorchScript, onnxruntime; all in eval mode) and, beside them,
-  the same generator in train mode under ``torch.inference_mode`` (paper mode's batch statistics and
-  dropout, what the reference's test.py runs by default), with torch's kernels and, on a CPU, as
-  ``zoo translate`` runs it.
+  eval, channels-last, bf16 autocast where the device multiplies in bf16, TorchScript, onnxruntime;
+  all in eval mode) and, beside them, the same generator in train mode under ``torch.inference_mode``
+  (paper mode's batch statistics and dropout, what the reference's test.py runs by default), with
+  torch's kernels and, on a CPU, as ``zoo translate`` runs it.
 * **Whole processes**, alternated for ``--rounds`` rounds on the same JPEGs (``--images`` synthfacades
   label maps, ``--size`` square, quality 95) and the same weights (a fixed-seed generator, saved as a
   translator file for the zoo and as ``latest_net_G.pth`` for the reference):
@@ -23,7 +23,8 @@ Two parts, in one run:
     ``--reference-pythonpath`` (as for benchmarks/whole_process.py). Without ``--reference`` this
     part only times ours.
   - ``zoo translate --mode paper`` (batch 1, fp32: what the reference computes);
-  - ``zoo translate --mode eval --batch-size 8``, the same with ``--precision bf16``, with
+  - ``zoo translate --mode eval --batch-size 8``, the same with ``--precision bf16`` (left out where
+    bf16 is emulated: :func:`pix2pix_zoo.devices.emulated_precision_note`), with
     ``--backend onnxruntime`` (exported in memory) and on the ONNX file ``zoo export`` writes
     (exported once, before the rounds).
   The ratios are the reference's wall time over each of ours, per round; the goals of issue 15 are
@@ -150,6 +151,13 @@ def main() -> None:
         "zoo eval b8 .onnx file": [sys.executable, "-m", "pix2pix_zoo", "translate", str(onnx_file), str(images),
                                    "--device", args.device, "--no-progress", "--batch-size", "8"],
     }
+    import torch
+
+    from pix2pix_zoo.devices import emulated_precision_note
+
+    if note := emulated_precision_note(torch.device(args.device), "bf16"):
+        del sides["zoo eval b8 bf16"]  # minutes a round, and no user's choice there
+        print(f"zoo eval b8 bf16 left out: {note}", file=report)
     env = dict(os.environ)
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""  # the reference picks cuda:0 whenever torch sees one

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 
 from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
 from pix2pix_zoo.cpu_memory import hand_back_freed_memory
+from pix2pix_zoo.devices import emulated_precision_note
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.export import exported, load_torchscript
 from pix2pix_zoo.onnx_backend import OnnxGenerator
@@ -61,11 +62,20 @@ class BenchmarkRow:
     max_difference: float
 
 
-def benchmark_translator(name_or_path: str | os.PathLike[str], *, formats: Sequence[str] = FORMATS, size: int = 256,
-                         batches: Sequence[int] = (1, 8), device: str | torch.device = "cpu", repeats: int = 10,
-                         warmup: int = 2) -> list[BenchmarkRow]:
-    """Time ``formats`` of a translator (a weights file, its folder, a run directory or a catalog name)
-    at ``size`` x ``size`` (rounded up to the size multiple) for each of ``batches``; rows in that order."""
+def native_formats(device: torch.device) -> tuple[str, ...]:
+    """The formats worth timing on ``device``: all but ``torch-bf16`` where bf16 has no native kernels
+    (:func:`~pix2pix_zoo.devices.emulated_precision_note`; on an AVX2 CPU it runs 100-200x slower)."""
+    return tuple(name for name in FORMATS if name != "torch-bf16" or not emulated_precision_note(device, "bf16"))
+
+
+def benchmark_translator(name_or_path: str | os.PathLike[str], *, formats: Sequence[str] | None = None,
+                         size: int = 256, batches: Sequence[int] = (1, 8), device: str | torch.device = "cpu",
+                         repeats: int = 10, warmup: int = 2) -> list[BenchmarkRow]:
+    """Time ``formats`` (default: :func:`native_formats`) of a translator (a weights file, its folder, a
+    run directory or a catalog name) at ``size`` x ``size`` (rounded up to the size multiple) for each
+    of ``batches``; rows in that order."""
+    device = torch.device(device)
+    formats = native_formats(device) if formats is None else formats
     unknown = [name for name in formats if name not in FORMATS]
     if unknown:
         raise ZooError(f"unknown format {unknown[0]!r}; choose from: {', '.join(FORMATS)}")
@@ -74,7 +84,6 @@ def benchmark_translator(name_or_path: str | os.PathLike[str], *, formats: Seque
     path = locate(name_or_path)
     if path.suffix.lower() != ".safetensors":
         raise ZooError(f"{str(path)!r} is not a translator weights file: benchmark the weights (model.safetensors)")
-    device = torch.device(device)
     card = read_card(path)
     generator = load_generator(path, card).to(device).eval()
     multiple = card.size_multiple

@@ -8,6 +8,7 @@ import pytest
 from helpers import assert_one_line, run_main, run_zoo
 from test_export import card_of, trained_looking
 
+from pix2pix_zoo import devices
 from pix2pix_zoo.benchmarking import FORMATS, benchmark_translator
 from pix2pix_zoo.translator import save_translator
 
@@ -19,7 +20,7 @@ def weights(tmp_path_factory):
 
 
 def test_every_format_at_every_batch_size_agrees_with_torch(weights):
-    rows = benchmark_translator(weights, size=100, batches=(1, 3), repeats=2, warmup=1)
+    rows = benchmark_translator(weights, formats=FORMATS, size=100, batches=(1, 3), repeats=2, warmup=1)
     assert [(row.format, row.batch) for row in rows] == [(name, batch) for batch in (1, 3) for name in FORMATS]
     for row in rows:
         assert row.ms_per_image > 0 and row.images_per_s == pytest.approx(1000 / row.ms_per_image, rel=0.02)
@@ -45,6 +46,22 @@ def test_zoo_benchmark_json_and_table(weights):
     assert set(rows[0]) == {"format", "batch", "file_mib", "ms_per_image", "images_per_s", "peak_mib", "max_difference"}
     table = run_zoo("benchmark", str(weights), "--size", "64", "--batch", "1", "--formats", "torchscript", "--repeats", "1")
     assert table.returncode == 0 and "torchscript" in table.stdout and "img/s" in table.stdout
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_is_timed_by_default_only_where_it_is_native(weights, capsys, monkeypatch, native):
+    """On a CPU without bf16 products (AVX2), bf16 is emulated 100-200x slower: left out unless named."""
+    monkeypatch.setattr(devices, "_cpu_multiplies_natively", lambda precision: native)
+    code, out, err = run_main(capsys, "benchmark", str(weights), "--size", "32", "--batch", "1", "--repeats", "1",
+                              "--json")
+    assert code == 0, err
+    assert [row["format"] for row in json.loads(out)] == [name for name in FORMATS if native or name != "torch-bf16"]
+    left_out = "note: torch-bf16 left out: this CPU has no native bf16 products"
+    assert (left_out in err) is not native and err.endswith("(--formats torch-bf16 times it anyway)\n") is not native
+    code, out, err = run_main(capsys, "benchmark", str(weights), "--size", "32", "--batch", "1", "--repeats", "1",
+                              "--formats", "torch-bf16", "--json")
+    assert code == 0 and [row["format"] for row in json.loads(out)] == ["torch-bf16"]
+    assert ("note: this CPU has no native bf16 products" in err) is not native, err
 
 
 def test_zoo_benchmark_refuses_in_one_line(weights, tmp_path, capsys):

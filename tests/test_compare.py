@@ -187,4 +187,8 @@ def test_the_page_holds_one_translator_at_a_time(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(EvaluationSetting, "translator", tracked)
     write_compare_page(tmp_path / "page.html", rows, notes, setting, samples=2)
     assert alive_when_loading == [0, 0, 0]
-    assert (tmp_path / "page.html").read_text().count("<img ") == 2 * (1 + 3 + 1)  # input | 3 outputs | target
+    page = (tmp_path / "page.html").read_text()
+    assert page.count("<img ") == 2 * (1 + 3 + 1)  # input | 3 outputs | target
+    assert "<h1>Comparison of 3 translators</h1>" in page
+    write_compare_page(tmp_path / "one.html", rows[:1], notes, setting, samples=1)
+    assert "<h1>Comparison of 1 translator</h1>" in (tmp_path / "one.html").read_text()

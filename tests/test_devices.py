@@ -9,7 +9,8 @@ import torch
 from helpers import run_main
 from PIL import Image
 
-from pix2pix_zoo.devices import pick_device
+from pix2pix_zoo import devices
+from pix2pix_zoo.devices import emulated_precision_note, pick_device
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import Card, save_translator
@@ -77,3 +78,41 @@ def test_a_missing_device_is_one_line_before_anything_runs(machine, capsys, tmp_
     code, out, err = run_main(capsys, *(part.format(t=translator) for part in command), "--device", "cuda")
     assert code == 1 and err.count("\n") == 1 and "'cuda:0' is not available" in err, err
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_a_16_bit_precision_without_native_products_is_named(monkeypatch):
+    cpu = torch.device("cpu")
+    # As this machine's oneDNN reports it, whichever way that goes.
+    assert (emulated_precision_note(cpu, "bf16") is None) == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert emulated_precision_note(cpu, "fp32") is None
+    monkeypatch.setattr(devices, "_cpu_multiplies_natively", lambda precision: False)
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert emulated_precision_note(cpu, "bf16") == (
+        f"this CPU has no native bf16 products (they need AVX512-BF16 or AMX; it has {capability}): bf16 runs "
+        "emulated here, far slower than fp32")
+    assert "(they need AVX512-FP16 or AMX-FP16;" in emulated_precision_note(cpu, "fp16")
+    monkeypatch.setattr(devices, "_cpu_multiplies_natively", lambda precision: True)
+    assert emulated_precision_note(cpu, "bf16") is emulated_precision_note(cpu, "fp16") is None
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert emulated_precision_note(gpu, "bf16") == "Tesla V100 has no native bf16 products: bf16 runs emulated, slower than fp32"
+    assert emulated_precision_note(gpu, "fp16") is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert emulated_precision_note(gpu, "bf16") is None
+
+
+@pytest.mark.parametrize("native", [False, True])
+@pytest.mark.parametrize("command", [
+    ["translate", "{t}", "{t}/in.png", "-o", "out", "--mode", "eval", "--no-progress"],
+    ["eval", "{t}", "--data", "synthfacades", "--data-opt", "count=2", "--data-opt", "size=32", "--size", "32"],
+    ["train", "resnet_6blocks(ngf=4)+l1", "--data", "synthfacades", "--data-opt", "count=2", "--data-opt", "size=32", "--crop-size",
+     "32", "--load-size", "32", "--max-steps", "1", "--no-progress"],
+])
+def test_commands_say_when_their_precision_is_emulated(capsys, tmp_path, monkeypatch, translator, command, native):
+    monkeypatch.setattr(devices, "_cpu_multiplies_natively", lambda precision: native)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_main(capsys, *(part.format(t=translator) for part in command), "--device", "cpu",
+                            "--precision", "bf16")
+    assert code == 0, err
+    assert ("note: this CPU has no native bf16 products" in err) is not native, err

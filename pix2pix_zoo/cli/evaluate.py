@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from pix2pix_zoo.cli.output import print_evaluation, print_json
+from pix2pix_zoo.cli.output import note_emulated_precision, print_evaluation, print_json
 from pix2pix_zoo.cli.train import data_options
 
 
@@ -51,6 +51,7 @@ def evaluate(
     keep_freed_memory()  # the process is ours (see its docstring)
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, backend=backend,
                                             precision=precision)
+    note_emulated_precision(translator.device, precision)
     evaluation = evaluate_translator(
         translator, data, split, data_options=data_options(data_opt), batch_size=batch_size, size=size,
         inception_weights=inception_weights, lpips_weights=lpips_weights,

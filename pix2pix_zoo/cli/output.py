@@ -1,10 +1,11 @@
-"""Shared output helpers: JSON and rich tables on stdout."""
+"""Shared output helpers: JSON and rich tables on stdout, notes on stderr."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -34,3 +35,11 @@ def print_evaluation(evaluation: dict[str, Any], title: str) -> None:
     rows = [[name, *(columns[key][1].format(values[key]) if key in values else "" for key in shown)]
             for name, values in figures.items()]
     print_table(f"{title}, {evaluation['pairs']} pairs", ["", *(columns[key][0] for key in shown)], rows)
+
+
+def note_emulated_precision(device: Any, precision: str) -> None:
+    """A note on stderr where ``precision`` has no native kernels on ``device`` (far slower than fp32)."""
+    from pix2pix_zoo.devices import emulated_precision_note
+
+    if note := emulated_precision_note(device, precision):
+        typer.echo(f"note: {note}; --precision fp32 is faster", err=True)

@@ -28,6 +28,7 @@ def serve(
     """
     import sys
 
+    from pix2pix_zoo.cli.output import note_emulated_precision
     from pix2pix_zoo.cpu_memory import keep_freed_memory
     from pix2pix_zoo.serving import Limits, require_extra, serve as run_server, translator_names
     from pix2pix_zoo.translator import Translator
@@ -39,4 +40,5 @@ def serve(
     keep_freed_memory()  # the process is ours (see its docstring)
     translators = {name: Translator.from_pretrained(model, device=device, mode=mode, backend=backend, precision=precision)
                    for name, model in zip(names, models)}
+    note_emulated_precision(next(iter(translators.values())).device, precision)
     run_server(translators, limits, host=host, port=port, announce=lambda line: print(line, file=sys.stderr, flush=True))

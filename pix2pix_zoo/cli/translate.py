@@ -81,6 +81,7 @@ def translate(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from pix2pix_zoo.cli.output import note_emulated_precision
     from pix2pix_zoo.cpu_memory import keep_freed_memory
     from pix2pix_zoo.translator import Translator
 
@@ -89,6 +90,7 @@ def translate(
     keep_freed_memory()  # the process is ours (see its docstring)
     translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend,
                                             precision=precision)
+    note_emulated_precision(translator.device, precision)
     errors = Console(stderr=True)
     written: list[Path] = []
     with Progress(

@@ -95,6 +95,7 @@ from pix2pix_zoo.engine.setup import (
     run_name,
     saved_config,
 )
+from pix2pix_zoo.devices import emulated_precision_note
 from pix2pix_zoo.errors import DataError, SpecError, ZooError
 from pix2pix_zoo.interfaces import PairedDataset
 from pix2pix_zoo.pictures import open_codec, picture, sample_grid
@@ -211,6 +212,8 @@ class Trainer:
             self.models, config.lr, (config.beta1, config.beta2), config.optimizer_impl
         )
         self.amp = Amp(config.precision, self.device.type)
+        if note := emulated_precision_note(self.device, config.precision):
+            self.echo(f"note: {note}")
         self.ema = None
         if config.ema_decay > 0:
             from timm.utils import ModelEmaV3

@@ -47,9 +47,10 @@ def write_compare_page(path: Path, rows: list[RunRow], notes: list[str], setting
     body = "".join(
         "<tr>" + "".join(f"<td>{_escape_keeping_strong(cell)}</td>" for cell in cells) + "</tr>" for cells in table
     )
+    compared = f"{len(rows)} translator" + ("" if len(rows) == 1 else "s")
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>zoo compare</title>"
-        f"<style>{STYLE}</style></head><body><h1>Comparison of {len(rows)} translators</h1>"
+        f"<style>{STYLE}</style></head><body><h1>Comparison of {compared}</h1>"
         + "".join(f"<p class='note'>{html.escape(note)}</p>" for note in [*notes, *figure_notes])
         + f"<h2>Held-out samples</h2>{figure}"
         + f"<h2>Figures</h2><p>The best of each group in bold.</p><table class='figures'><thead><tr>{head}</tr></thead>"
