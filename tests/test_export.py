@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -64,7 +65,11 @@ def card_of(spec: str, generator: nn.Module, channels: tuple[int, int] = (3, 3))
 
 @pytest.mark.parametrize("spec", FAMILIES)
 def test_onnx_and_torchscript_compute_the_translator_in_eval_mode(spec):
+    """To 1e-4 beyond torch's own fp32 rounding, measured against the same network in fp64: on an AVX2
+    CPU torch's fp32 output of timm_unet(resnet18) is 2.0e-4 from the fp64 one (onnxruntime's 7.5e-5),
+    so two fp32 implementations cannot agree to 1e-4 there however right the export is."""
     generator = trained_looking(spec)
+    exact = copy.deepcopy(generator).double().eval()
     card = card_of(spec, generator)
     translator = Translator(generator, card, device="cpu", mode="eval", tile=None)
     onnx_file, onnx_card = exported(generator, card, "onnx")
@@ -76,10 +81,12 @@ def test_onnx_and_torchscript_compute_the_translator_in_eval_mode(spec):
         expected = translator.translate(images)  # padded to the size multiple and cropped back
         assert expected.shape == images.shape and expected.abs().max() > 0.2, spec  # a real range, where errors show
         padded, _ = pad_to_multiple(images, card.size_multiple)  # the caller's part, as the module docstring says
+        with torch.no_grad():
+            rounding = (exact(padded.double())[..., : shape[2], : shape[3]] - expected).abs().max().item()
         for name, run in runs.items():
             with torch.no_grad():
                 got = run(padded)[..., : shape[2], : shape[3]]
-            assert (got - expected).abs().max() < 1e-4, (name, shape)
+            assert (got - expected).abs().max() < 1e-4 + rounding, (name, shape, rounding)
 
 
 def test_eval_mode_folds_every_batch_norm_of_the_papers_networks():
