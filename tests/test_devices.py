@@ -96,7 +96,8 @@ def test_a_16_bit_precision_without_native_products_is_named(monkeypatch):
     gpu = torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
-    assert emulated_precision_note(gpu, "bf16") == "Tesla V100 has no native bf16 products: bf16 runs emulated, slower than fp32"
+    assert emulated_precision_note(gpu, "bf16") == (
+        "Tesla V100 has no native bf16 products: bf16 runs emulated, slower than fp32")
     assert emulated_precision_note(gpu, "fp16") is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert emulated_precision_note(gpu, "bf16") is None
@@ -106,8 +107,8 @@ def test_a_16_bit_precision_without_native_products_is_named(monkeypatch):
 @pytest.mark.parametrize("command", [
     ["translate", "{t}", "{t}/in.png", "-o", "out", "--mode", "eval", "--no-progress"],
     ["eval", "{t}", "--data", "synthfacades", "--data-opt", "count=2", "--data-opt", "size=32", "--size", "32"],
-    ["train", "resnet_6blocks(ngf=4)+l1", "--data", "synthfacades", "--data-opt", "count=2", "--data-opt", "size=32", "--crop-size",
-     "32", "--load-size", "32", "--max-steps", "1", "--no-progress"],
+    ["train", "resnet_6blocks(ngf=4)+l1", "--data", "synthfacades", "--data-opt", "count=2", "--data-opt", "size=32",
+     "--crop-size", "32", "--load-size", "32", "--max-steps", "1", "--no-progress"],
 ])
 def test_commands_say_when_their_precision_is_emulated(capsys, tmp_path, monkeypatch, translator, command, native):
     monkeypatch.setattr(devices, "_cpu_multiplies_natively", lambda precision: native)
