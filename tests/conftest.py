@@ -11,8 +11,10 @@ from loopback import LoopbackServer
 
 from pix2pix_zoo import plugins
 
-# Deterministic, small CPU work on the 2-core CI machine.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Deterministic, small CPU work on the 2-core CI machine. Under pytest-xdist (pyproject's addopts) each
+# worker process, and what it starts, gets one thread: the workers share the cores instead of fighting
+# over them.
+os.environ.setdefault("OMP_NUM_THREADS", "1" if os.environ.get("PYTEST_XDIST_WORKER") else "2")
 # Tests choose their plugins: the built-ins only, whatever else is installed here (a contributor's
 # editable install of the example, say), unless a test allows more (installed_distribution does).
 os.environ[plugins.ALLOW_LIST_VARIABLE] = ""
