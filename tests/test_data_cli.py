@@ -111,3 +111,46 @@ def test_prepare_into_another_folder(zoo_env, tmp_path, capsys):
     assert code == 0 and out == f"{other}\n" and (other / "val" / "frankfurt_000000_000294.jpg").is_file()
     code, out, _ = run_main(capsys, "data", "list", "--json")
     assert listed(out)["cityscapes"]["downloaded"] is False  # $ZOO_HOME/datasets/cityscapes is still missing
+
+
+def test_info_on_your_own_pairs_counts_each_split_and_its_sizes(zoo_env, tmp_path, capsys, caplog):
+    """`zoo data info pairs:PATH` says what training would read: the pairs of each split, the range of
+    their sizes from the headers, why a split has none, and the file left without a partner."""
+    from PIL import Image
+
+    sizes = {"train": [(40, 30), (64, 48), (40, 30)], "test": [(20, 90)]}  # (width, height)
+    for split, split_sizes in sizes.items():
+        for side in ("A", "B"):
+            (tmp_path / "pd" / side / split).mkdir(parents=True)
+        for index, size in enumerate(split_sizes):
+            Image.new("L", size, 128).save(tmp_path / "pd" / "A" / split / f"{index}.png")
+            Image.new("RGB", size, (200, 10, 10)).save(tmp_path / "pd" / "B" / split / f"{index}.jpg")
+    Image.new("L", (8, 8)).save(tmp_path / "pd" / "A" / "train" / "alone.png")
+
+    code, out, err = run_main(capsys, "data", "info", f"pairs:{tmp_path / 'pd'}", "--json")
+    assert code == 0 and "skipping 1 images without a partner" in caplog.text and "alone" in caplog.text
+    facts = json.loads(out)
+    assert facts["name"] == "pairs" and facts["path"] == str(tmp_path / "pd") and facts["pairs"] == 4
+    assert facts["found"]["train"] == {"pairs": 3, "sizes": 2, "smallest": [30, 40], "largest": [48, 64]}
+    assert facts["found"]["test"] == {"pairs": 1, "sizes": 1, "smallest": [90, 20], "largest": [90, 20]}
+    assert facts["found"]["val"]["pairs"] == 0 and "has no folder 'val'; its folders are test, train" in (
+        facts["found"]["val"]["why"])
+
+    code, out, _ = run_main(capsys, "data", "info", f"pairs:{tmp_path / 'pd'}")
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in out.splitlines()
+            if line.startswith("│ ") and line.split("│")[1].strip()}
+    assert code == 0 and rows["pairs"] == "4"
+    assert rows["train split"] == "3 pairs in 2 sizes, 30x40 to 48x64 (height x width)"
+    assert rows["test split"] == "1 pair, all 90x20 (height x width)"
+    assert rows["val split"].startswith("no pairs:")
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    ("facades:{tmp}", "dataset 'facades' is not read from a folder you name; `zoo data info facades` shows it"),
+    ("folder:{tmp}/missing", "/missing' is not a directory (your side-by-side AB images"),
+    ("pairs:", "dataset 'pairs:': a path must follow 'pairs:'"),
+])
+def test_info_on_a_path_it_cannot_describe_is_one_line(zoo_env, tmp_path, capsys, data, says):
+    code, out, err = run_main(capsys, "data", "info", data.format(tmp=tmp_path))
+    assert code == 1 and out == "" and err.count("\n") == 1 and says in err
+    assert not (tmp_path / "facades").exists()

@@ -59,16 +59,34 @@ def _status(entry: catalog.DatasetEntry) -> str:
 
 @app.command("info")
 def info(
-    name: str = typer.Argument(..., metavar="NAME", help="A dataset name, e.g. facades."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="A dataset name, e.g. facades, or your files as --data names them: pairs:PATH."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Show everything known about a dataset: channels, direction, splits, source, license, URL."""
-    facts = catalog.find_dataset(name).as_dict()
+    """Show everything known about a dataset: channels, direction, splits, source, license, URL.
+
+    For your own files (folder:PATH, pairs:PATH): the pairs found in each split and the range of their sizes.
+    """
+    facts = catalog.describe_data(name)
     if as_json:
         print_json(facts)
         return
+    found = facts.pop("found", {})
     rows = [[key, _text(value)] for key, value in facts.items()]
+    rows += [[f"{split} split", _found_text(split_facts)] for split, split_facts in found.items()]
     print_table(facts["name"], ["", "value"], rows, wrap=("value",))
+
+
+def _found_text(split_facts: dict) -> str:
+    if not split_facts["pairs"]:
+        return f"no pairs: {split_facts['why']}"
+    (small_height, small_width), (large_height, large_width) = split_facts["smallest"], split_facts["largest"]
+    pairs = f"{split_facts['pairs']:,} pair{'s' if split_facts['pairs'] > 1 else ''}"
+    if split_facts["sizes"] == 1:
+        return f"{pairs}, all {small_height}x{small_width} (height x width)"
+    return f"{pairs} in {split_facts['sizes']:,} sizes, {small_height}x{small_width} to {large_height}x{large_width} " \
+           "(height x width)"
 
 
 def _text(value: object) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 
 from pix2pix_zoo.atomic import temporary_path
 from pix2pix_zoo.components import Component, did_you_mean
-from pix2pix_zoo.data import dataset_info, reads_your_files
+from pix2pix_zoo.data import dataset_info, open_dataset, parse_data, reads_your_files
 from pix2pix_zoo.download import download, mirrored_url, safe_extract, url_file_name
-from pix2pix_zoo.errors import DataError
+from pix2pix_zoo.errors import DataError, SpecError
 from pix2pix_zoo.home import datasets_dir
 from pix2pix_zoo.interfaces import DatasetInfo
 from pix2pix_zoo.plugins import get_registry
@@ -136,6 +136,48 @@ def list_datasets(root: Path | None = None) -> list[DatasetEntry]:
 def find_dataset(name: str, root: Path | None = None) -> DatasetEntry:
     """The dataset called ``name`` (or an alias); a SpecError naming close matches otherwise."""
     return DatasetEntry.of(get_registry().get(name, "dataset"), datasets_dir() if root is None else Path(root))
+
+
+SPLITS_DESCRIBED = ("train", "val", "test")
+"""The splits ``zoo data info NAME:PATH`` looks for: those training and evaluation read."""
+
+
+def describe_data(text: str) -> dict[str, Any]:
+    """What ``zoo data info`` shows for a ``--data`` value.
+
+    A name gives its entry (:meth:`DatasetEntry.as_dict`). ``NAME:PATH``, for a reader of your own
+    files (``folder``, ``pairs``), adds under ``"found"`` what that reader finds in each of
+    :data:`SPLITS_DESCRIBED`: the pairs and how many sizes they come in, the smallest and the largest
+    (``[height, width]``, by area, from the files' headers), or why there are none; ``"pairs"`` is
+    their sum. Nothing is decoded, downloaded or written; a file whose size cannot be read is a
+    DataError naming it.
+    """
+    name, argument = parse_data(text)
+    entry = find_dataset(name)
+    facts = entry.as_dict()
+    if argument is None:
+        return facts
+    if not entry.reads_your_files:
+        raise SpecError(f"dataset {entry.name!r} is not read from a folder you name; `zoo data info {entry.name}` "
+                        "shows it")
+    folder = Path(argument).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"{str(folder)!r} is not a directory ({entry.summary})")
+    facts["path"] = str(folder)
+    found: dict[str, dict[str, Any]] = {}
+    for split in SPLITS_DESCRIBED:
+        try:
+            dataset = open_dataset(text, split)
+        except DataError as error:
+            found[split] = {"pairs": 0, "why": str(error)}
+            continue
+        sizes = sorted({tuple(dataset.pair_size(index)) for index in range(len(dataset))},
+                       key=lambda size: (size[0] * size[1], size))
+        found[split] = {"pairs": len(dataset), "sizes": len(sizes), "smallest": list(sizes[0]),
+                        "largest": list(sizes[-1])}
+    facts["pairs"] = sum(split_facts["pairs"] for split_facts in found.values())
+    facts["found"] = found
+    return facts
 
 
 def download_dataset(name: str, *, progress: bool = True) -> tuple[Path, bool]:
