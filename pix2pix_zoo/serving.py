@@ -27,6 +27,7 @@ from typing import Any
 
 from PIL import Image
 
+from pix2pix_zoo.engine.rundir import MARKER as RUN_MARKER
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.translator import WEIGHTS_FILE, Translator
 
@@ -75,11 +76,15 @@ def require_extra() -> None:
 
 def translator_names(arguments: Sequence[str]) -> list[str]:
     """The name each translator is served under: a catalog name as given, a path by its last part
-    without the suffix (``runs/tiny`` -> ``tiny``; ``.../facades/model.safetensors`` -> ``facades``)."""
+    without the suffix (``runs/tiny`` -> ``tiny``; ``.../facades/model.safetensors`` -> ``facades``), a
+    run's translator folder by its run (``runs/tiny/translator``, the path ``zoo train`` prints -> ``tiny``)."""
     names = []
     for argument in arguments:
         path = Path(argument.rstrip("/"))
         name = path.parent.name if path.name == WEIGHTS_FILE and path.parent.name else path.stem
+        folder = path.parent if path.name == WEIGHTS_FILE else path
+        if folder.name == "translator" and (folder.parent / RUN_MARKER).is_file():
+            name = folder.parent.name
         if not name:
             raise ZooError(f"cannot name a translator after {argument!r}")
         if name in names:

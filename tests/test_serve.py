@@ -28,6 +28,7 @@ from PIL import Image
 from torch import nn
 
 from pix2pix_zoo.devices import emulated_precision_note
+from pix2pix_zoo.engine.rundir import MARKER as RUN_MARKER
 from pix2pix_zoo.serving import Limits, make_app, translator_names
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import Card, Translator, save_translator
@@ -365,9 +366,16 @@ def test_a_16_bit_precision_serves_every_request_in_it(weights, tmp_path):
         process.wait(timeout=30)
 
 
-def test_translators_are_named_after_their_paths_and_names_must_differ():
+def test_translators_are_named_after_their_paths_and_names_must_differ(tmp_path):
     assert translator_names(["facades_label2photo", "runs/tiny/", "x/maps/model.safetensors", "a/b.onnx"]) == [
         "facades_label2photo", "tiny", "maps", "b"]
+    # A run's translator folder, the path `zoo train` prints, is served under the run's name; a folder
+    # called translator elsewhere keeps its own.
+    (tmp_path / "runs" / "colour" / "translator").mkdir(parents=True)
+    (tmp_path / "runs" / "colour" / RUN_MARKER).touch()
+    assert translator_names([str(tmp_path / "runs" / "colour" / "translator")]) == ["colour"]
+    assert translator_names([str(tmp_path / "runs" / "colour" / "translator" / "model.safetensors")]) == ["colour"]
+    assert translator_names([str(tmp_path / "elsewhere" / "translator")]) == ["translator"]
     with pytest.raises(Exception, match="two translators would be served as 'tiny'"):
         translator_names(["runs/tiny", "other/tiny"])
 
