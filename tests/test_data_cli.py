@@ -128,7 +128,7 @@ def test_info_on_your_own_pairs_counts_each_split_and_its_sizes(zoo_env, tmp_pat
     Image.new("L", (8, 8)).save(tmp_path / "pd" / "A" / "train" / "alone.png")
 
     code, out, err = run_main(capsys, "data", "info", f"pairs:{tmp_path / 'pd'}", "--json")
-    assert code == 0 and "skipping 1 images without a partner" in caplog.text and "alone" in caplog.text
+    assert code == 0 and "skipping 1 image without a partner" in caplog.text and "alone" in caplog.text
     facts = json.loads(out)
     assert facts["name"] == "pairs" and facts["path"] == str(tmp_path / "pd") and facts["pairs"] == 4
     assert facts["found"]["train"] == {"pairs": 3, "sizes": 2, "smallest": [30, 40], "largest": [48, 64]}

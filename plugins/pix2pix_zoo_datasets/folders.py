@@ -79,9 +79,10 @@ class PairedFolders(PairedDataset):
                 f"(A has {_some(a_only)}; B has {_some(b_only)})"
             )
         if a_only or b_only:
+            unmatched = len(a_only) + len(b_only)
             logger.warning(
-                "skipping %d images without a partner: only in %s: %s; only in %s: %s",
-                len(a_only) + len(b_only), a_directory, _some(a_only), b_directory, _some(b_only),
+                "skipping %d image%s without a partner: only in %s: %s; only in %s: %s",
+                unmatched, "" if unmatched == 1 else "s", a_directory, _some(a_only), b_directory, _some(b_only),
             )
 
     def __len__(self) -> int:
