@@ -27,7 +27,7 @@ from typing import Any
 
 from PIL import Image
 
-from pix2pix_zoo.engine.rundir import MARKER as RUN_MARKER
+from pix2pix_zoo.engine import rundir
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.translator import WEIGHTS_FILE, Translator
 
@@ -81,10 +81,12 @@ def translator_names(arguments: Sequence[str]) -> list[str]:
     names = []
     for argument in arguments:
         path = Path(argument.rstrip("/"))
-        name = path.parent.name if path.name == WEIGHTS_FILE and path.parent.name else path.stem
-        folder = path.parent if path.name == WEIGHTS_FILE else path
-        if folder.name == "translator" and (folder.parent / RUN_MARKER).is_file():
+        names_its_folder = path.name == WEIGHTS_FILE and bool(path.parent.name)
+        folder = path.parent if names_its_folder else path
+        if folder.name == rundir.TRANSLATOR and (folder.parent / rundir.MARKER).is_file():
             name = folder.parent.name
+        else:
+            name = folder.name if names_its_folder else path.stem
         if not name:
             raise ZooError(f"cannot name a translator after {argument!r}")
         if name in names:

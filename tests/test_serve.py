@@ -28,7 +28,7 @@ from PIL import Image
 from torch import nn
 
 from pix2pix_zoo.devices import emulated_precision_note
-from pix2pix_zoo.engine.rundir import MARKER as RUN_MARKER
+from pix2pix_zoo.engine import rundir
 from pix2pix_zoo.serving import Limits, make_app, translator_names
 from pix2pix_zoo.spec import resolve
 from pix2pix_zoo.translator import Card, Translator, save_translator
@@ -372,7 +372,7 @@ def test_translators_are_named_after_their_paths_and_names_must_differ(tmp_path)
     # A run's translator folder, the path `zoo train` prints, is served under the run's name; a folder
     # called translator elsewhere keeps its own.
     (tmp_path / "runs" / "colour" / "translator").mkdir(parents=True)
-    (tmp_path / "runs" / "colour" / RUN_MARKER).touch()
+    (tmp_path / "runs" / "colour" / rundir.MARKER).touch()
     assert translator_names([str(tmp_path / "runs" / "colour" / "translator")]) == ["colour"]
     assert translator_names([str(tmp_path / "runs" / "colour" / "translator" / "model.safetensors")]) == ["colour"]
     assert translator_names([str(tmp_path / "elsewhere" / "translator")]) == ["translator"]

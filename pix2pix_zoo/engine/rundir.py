@@ -25,8 +25,9 @@ MARKER = ".pix2pix-zoo-run"
 LOCK = ".pix2pix-zoo-run.lock"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+TRANSLATOR = "translator"  # the trained translator's folder in a run
 # Everything a run writes at its top level (plus atomic's temporary names while one is being replaced).
-RUN_ENTRIES = frozenset({MARKER, LOCK, CONFIG, METRICS, "samples", "checkpoints", "report.html", "translator",
+RUN_ENTRIES = frozenset({MARKER, LOCK, CONFIG, METRICS, "samples", "checkpoints", "report.html", TRANSLATOR,
                          "eval.json", "tensorboard"})
 
 

@@ -79,6 +79,7 @@ from pix2pix_zoo.engine.report import write_report
 from pix2pix_zoo.engine.rundir import (
     CONFIG,
     METRICS,
+    TRANSLATOR,
     RunExists,
     RunLock,
     install_run,
@@ -443,7 +444,7 @@ class Trainer:
         state = load_newest_checkpoint(self.run_dir / "checkpoints", modules, optimizers, warn=self.echo)
         if state is None:
             progress = [name for name, made in (("metrics.jsonl", read_metrics(self.run_dir / METRICS)),
-                                                ("translator/", (self.run_dir / "translator").exists()),
+                                                (f"{TRANSLATOR}/", (self.run_dir / TRANSLATOR).exists()),
                                                 ("eval.json", (self.run_dir / "eval.json").exists())) if made]
             if progress:
                 raise CheckpointError(
@@ -660,7 +661,7 @@ class Trainer:
                         "versions": package_versions()},
         )
         with self.clock.timing("export"):
-            save_translator(self.run_dir / "translator", generator, card)
+            save_translator(self.run_dir / TRANSLATOR, generator, card)
         if evaluation is not None:
             write_json_atomic(self.run_dir / EVALUATION, evaluation)
         with self.clock.timing("report"):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pix2pix_zoo.engine.finish import saved_evaluation
-from pix2pix_zoo.engine.rundir import CONFIG, METRICS, read_metrics, run_config
+from pix2pix_zoo.engine.rundir import CONFIG, METRICS, TRANSLATOR, read_metrics, run_config
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
 from pix2pix_zoo.experiments.sweep import MANIFEST
 from pix2pix_zoo.spec import describe
@@ -143,7 +143,7 @@ def run_row(run_dir: Path) -> RunRow:
     saved = run_config(run_dir)
     config = saved["config"]
     evaluation = saved_evaluation(run_dir)
-    translator = run_dir / "translator" / WEIGHTS_FILE
+    translator = run_dir / TRANSLATOR / WEIGHTS_FILE
     card = read_card(translator) if translator.is_file() else None
     where = {"data": config.get("data"), "options": config.get("data_options"),
              "direction": card.direction if card else config.get("direction")}
@@ -227,7 +227,7 @@ def compare(names: list[str], setting: EvaluationSetting | None = None) -> tuple
         translator = None
         if item.run_dir is not None:
             row = run_row(item.run_dir)
-            has_translator = (item.run_dir / "translator" / WEIGHTS_FILE).is_file()
+            has_translator = (item.run_dir / TRANSLATOR / WEIGHTS_FILE).is_file()
             if setting.data is not None or (setting.extra_metrics and has_translator):
                 translator = setting.translator(item.run_dir)
         elif setting.data is None:

@@ -45,7 +45,7 @@ from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.devices import pick_device
 from pix2pix_zoo.engine.config import ConfigFileError, TrainConfig, with_added_settings
 from pix2pix_zoo.engine.finish import saved_evaluation
-from pix2pix_zoo.engine.rundir import CONFIG, check_run_target, run_config
+from pix2pix_zoo.engine.rundir import CONFIG, TRANSLATOR, check_run_target, run_config
 from pix2pix_zoo.engine.setup import check_crop_size, run_name
 from pix2pix_zoo.errors import SpecError, ZooError, first_line
 from pix2pix_zoo.perceptual import load_lpips
@@ -336,7 +336,7 @@ def run_status(run: SweepRun, run_dir: Path) -> Status:
             f"{run_dir} was started with other settings (its {CONFIG} differs in {', '.join(differing)}); "
             "delete it or choose another --name for the sweep"
         )
-    translator = run_dir / "translator" / WEIGHTS_FILE
+    translator = run_dir / TRANSLATOR / WEIGHTS_FILE
     if not translator.is_file():
         return "interrupted"
     stopped_at = saved["config"].get("max_steps")  # what the run was started with (a resume keeps it)
