@@ -12,10 +12,12 @@ Two inference modes, never silently one for the other:
   (:func:`fold_batch_norms`), which is how the layers of the paper's networks are laid out; other
   batch norms are exported as they are, with their running statistics.
 * ``paper`` (each batch's own statistics, dropout active and random, as the reference's test script
-  runs): exported faithfully to TorchScript, where the traced graph keeps batch norm's training
-  branch and dropout's random masks (the running statistics are not updated by a call). ONNX is
-  refused: its runtimes run inference graphs, whose batch normalisation uses stored statistics and
-  whose dropout is the identity, so the file would compute eval mode under paper mode's name.
+  runs): to TorchScript, where the traced graph keeps batch norm's training branch and dropout's
+  random masks; to ONNX, with batch norm and dropout written as plain operators (batch means and
+  variances, ``RandomUniformLike`` masks: :mod:`pix2pix_zoo.paper_graph`), since inference runtimes
+  may ignore ONNX's training-mode flags (onnxruntime removes ``Dropout`` nodes). Either way the
+  running statistics are not updated by a call, and a generator whose paper mode cannot be written
+  so is refused in one line, never exported as eval mode.
 
 The card travels in the file (ONNX ``metadata_props``, TorchScript extra files) with its
 ``inference_mode`` set to the mode exported, and ``export`` recorded under ``provenance``, so the
@@ -47,9 +49,6 @@ TORCHSCRIPT_CARD = "card.json"
 """The extra file of a TorchScript export that holds the card."""
 DEFAULT_OPSET = 18
 INPUT_NAME, OUTPUT_NAME = "images", "translated"
-ONNX_PAPER_MODE = ("--mode paper cannot be exported to ONNX: its runtimes run inference graphs, where batch "
-                   "normalisation uses stored statistics and dropout does nothing, so the file would compute "
-                   "eval mode; export --mode eval, or --format torchscript for paper mode")
 
 
 def fold_batch_norms(generator: nn.Module) -> nn.Module:
@@ -98,13 +97,11 @@ def exported(generator: nn.Module, card: Card, export_format: ExportFormat, *, m
         raise ZooError(f"unknown export format {export_format!r}; choose one of: {', '.join(FORMATS)}")
     if mode not in ("eval", "paper"):
         raise ZooError(f"inference mode must be 'eval' or 'paper', not {mode!r}")
-    if export_format == "onnx" and mode == "paper":
-        raise ZooError(ONNX_PAPER_MODE)
     dtype = torch.float16 if half else torch.float32
-    module = _runnable(generator, mode).to(device="cpu", dtype=dtype)
     # Two images of twice the size multiple (where that stays small): no traced shape is 1 by accident.
     side = card.size_multiple * (2 if card.size_multiple < 64 else 1)
     example = torch.zeros(2, card.in_channels, side, side, dtype=dtype)
+    module = _runnable(generator, mode, export_format, example.shape).to(device="cpu", dtype=dtype)
     export_card = replace(card, inference_mode=mode, provenance={
         **card.provenance,
         "export": {"format": export_format, "mode": mode, "dtype": str(dtype).removeprefix("torch."),
@@ -116,13 +113,20 @@ def exported(generator: nn.Module, card: Card, export_format: ExportFormat, *, m
     return _torchscript_bytes(module, example, text), export_card
 
 
-def _runnable(generator: nn.Module, mode: InferenceMode) -> nn.Module:
+def _runnable(generator: nn.Module, mode: InferenceMode, export_format: ExportFormat, shape: torch.Size) -> nn.Module:
     """The module to trace: folded in eval mode; in paper mode a train-mode copy whose batch norms
-    use each batch's statistics without updating the running ones (momentum 0)."""
+    use each batch's statistics without updating the running ones (momentum 0), or for ONNX its
+    plain-operator form (:func:`~pix2pix_zoo.paper_graph.paper_mode_graph`, checked on random
+    images of ``shape``)."""
+    import torch
     from torch import nn
 
     if mode == "eval":
         return fold_batch_norms(generator)
+    if export_format == "onnx":
+        from pix2pix_zoo.paper_graph import paper_mode_graph
+
+        return paper_mode_graph(generator, torch.rand(shape) * 2 - 1)
     copied = copy.deepcopy(generator).train()
     for norm in copied.modules():
         if isinstance(norm, nn.modules.batchnorm._BatchNorm):

@@ -8,6 +8,7 @@ a weights file's (:func:`pix2pix_zoo.export.card_of_model`).
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,20 @@ def import_onnxruntime() -> Any:
 class OnnxGenerator(nn.Module):
     """An onnxruntime session behind a module's interface: NCHW float tensors in and out, on the
     device the inputs are on (onnxruntime's CUDA provider where the device is a GPU and the
-    installed onnxruntime has it, else its CPU provider)."""
+    installed onnxruntime has it, else its CPU provider).
 
-    def __init__(self, model: bytes, card: Card, device: torch.device | str = "cpu") -> None:
+    A paper-mode export draws dropout masks in the session, from a generator onnxruntime seeds when
+    the session is made: ``seed`` (None: a fresh random one), kept as :attr:`seed`. So a seeded
+    session repeats its whole sequence of calls, but one call cannot be reseeded on its own, as the
+    torch backend reseeds each batch."""
+
+    def __init__(self, model: bytes, card: Card, device: torch.device | str = "cpu", seed: int | None = None) -> None:
         super().__init__()
         onnxruntime = import_onnxruntime()
+        self.seed = seed
+        # The seed is process-wide in onnxruntime and read as sessions are made: set it every time,
+        # so an unseeded session after a seeded one is random again.
+        onnxruntime.set_seed(secrets.randbits(62) if seed is None else seed)
         device = torch.device(device)
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
@@ -60,7 +70,8 @@ class OnnxGenerator(nn.Module):
         return torch.from_numpy(output).to(images.device, torch.float32)
 
 
-def load_onnx_generator(path: Path, device: torch.device | str = "cpu") -> tuple[OnnxGenerator, Card]:
+def load_onnx_generator(path: Path, device: torch.device | str = "cpu", seed: int | None = None
+                        ) -> tuple[OnnxGenerator, Card]:
     """The export at ``path`` ready to run, and its card; one-line errors for what is not a zoo export."""
     onnx = import_onnx()
     where = f"{str(path)!r}"
@@ -75,7 +86,7 @@ def load_onnx_generator(path: Path, device: torch.device | str = "cpu") -> tuple
     if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in _tensors(model.graph)):
         raise ZooError(f"{where} keeps weights in external files, which the zoo does not read: "
                        "export with the weights inside (zoo export does)")
-    return OnnxGenerator(data, card, device), card
+    return OnnxGenerator(data, card, device, seed), card
 
 
 def _tensors(graph: Any) -> list[Any]:

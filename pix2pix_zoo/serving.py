@@ -29,7 +29,7 @@ from PIL import Image
 
 from pix2pix_zoo.engine import rundir
 from pix2pix_zoo.errors import ZooError
-from pix2pix_zoo.translator import WEIGHTS_FILE, Translator
+from pix2pix_zoo.translator import WEIGHTS_FILE, Translator, check_seed
 
 INSTALL_HINT = 'zoo serve needs the serve extra: pip install "pix2pix-zoo[serve]"'
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "PPM")
@@ -328,6 +328,10 @@ def _parameters(query: Any, translator: Translator) -> tuple[str, int | None]:
         raise RequestError(400, f"seed must be an integer, not {seed_text[:40]!r}") from None
     if not 0 <= seed < 2**63:
         raise RequestError(400, f"seed must be from 0 to 2**63 - 1, not {seed}")
+    try:
+        check_seed(translator.generator, mode, seed)
+    except ZooError as error:
+        raise RequestError(400, str(error)) from None
     return mode, seed
 
 

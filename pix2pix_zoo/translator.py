@@ -94,7 +94,9 @@ class Translator:
 
     ``mode`` is ``"eval"`` (running statistics, no dropout: deterministic, batching changes
     nothing) or ``"paper"`` (batch statistics and dropout, as the reference test script runs:
-    each batch, or tile, is normalised by its own statistics). ``seed`` makes paper mode repeatable.
+    each batch, or tile, is normalised by its own statistics). ``seed`` makes paper mode repeatable:
+    with the torch backend each batch starts from it; an onnxruntime session is seeded once, when it
+    is loaded (:class:`~pix2pix_zoo.onnx_backend.OnnxGenerator`), and repeats its whole run.
 
     ``precision`` is ``"fp32"`` (the default, what the reference computes) or ``"bf16"`` / ``"fp16"``:
     the forward pass under torch's autocast (convolutions in half precision, batch norm and the
@@ -125,6 +127,7 @@ class Translator:
         """The modes the generator can compute: both, or an export's own (see :mod:`pix2pix_zoo.export`)."""
         if self.mode not in self.modes:
             raise ZooError(f"this translator runs {' or '.join(self.modes)} mode only, not {self.mode}")
+        check_seed(generator, self.mode, seed)
         self.seed = seed
         self.device = pick_device(device) if isinstance(device, str) else device
         self.generator = generator.to(self.device)
@@ -150,7 +153,7 @@ class Translator:
         or an ONNX export (``.onnx``, from ``zoo export``).
 
         ``backend``: ``torch`` runs a weights file's generator; ``onnxruntime`` runs an ONNX export, or
-        a weights file exported to ONNX in memory (eval mode only: see :mod:`pix2pix_zoo.export`);
+        a weights file exported to ONNX in memory in the one mode asked for (see :mod:`pix2pix_zoo.export`);
         ``auto`` is onnxruntime for ONNX files and torch for the rest. On a CPU the torch backend runs
         small maps on ATen's native kernels (:func:`~pix2pix_zoo.cpu_kernels.use_native_kernels_where_faster`:
         the same results to float rounding, unet_256 1.5-1.7x faster at batch 1). In a 16-bit
@@ -165,16 +168,13 @@ class Translator:
         if onnx_file:
             if backend == "torch":
                 raise ZooError(f"{str(path)!r} is an ONNX export: it runs with the onnxruntime backend")
-            generator, card = load_onnx_generator(path, picked)
+            generator, card = load_onnx_generator(path, picked, seed)
         else:
             card = read_card(path)
             generator = load_generator(path, card)
             if backend == "onnxruntime":
-                if (mode or card.inference_mode) != "eval":
-                    raise ZooError("the onnxruntime backend runs eval mode only (ONNX has no batch statistics "
-                                   "or random dropout): pass --mode eval")
-                model, card = exported(generator, card, "onnx", mode="eval")
-                generator = OnnxGenerator(model, card, picked)
+                model, card = exported(generator, card, "onnx", mode=mode or card.inference_mode)
+                generator = OnnxGenerator(model, card, picked, seed)
             elif precision != "fp32":
                 generator.to(memory_format=torch.channels_last)  # what 16-bit kernels (AMX, tensor cores) run on
             elif picked.type == "cpu":
@@ -349,6 +349,15 @@ class Translator:
         """Input | output side by side, as the trainer's sample grids show them."""
         translated = image_to_tensor(output, len(output.getbands())).float().div_(127.5).sub_(1)
         return sample_grid(picture(self.codec, self.to_tensor(image)[None]), translated[None])
+
+
+def check_seed(generator: nn.Module, mode: InferenceMode, seed: int | None) -> None:
+    """Refuse a paper-mode seed that ``generator`` cannot take: an onnxruntime session draws dropout
+    from the seed it was made with (:class:`~pix2pix_zoo.onnx_backend.OnnxGenerator`)."""
+    if isinstance(generator, OnnxGenerator) and mode == "paper" and seed != generator.seed:
+        drawn = "a random seed" if generator.seed is None else f"seed {generator.seed}"
+        raise ZooError(f"this onnxruntime session draws paper mode's dropout from {drawn}, set when it was "
+                       "loaded: load it again to change the seed")
 
 
 def _check_precision(precision: str, *, onnxruntime: bool) -> None:

@@ -15,7 +15,6 @@ from torch import nn
 
 from pix2pix_zoo.errors import ZooError
 from pix2pix_zoo.export import (
-    ONNX_PAPER_MODE,
     TORCHSCRIPT_CARD,
     export_generator,
     exported,
@@ -118,12 +117,10 @@ def test_the_card_travels_in_both_files_with_the_mode_exported(tmp_path):
     assert json.loads(extra[TORCHSCRIPT_CARD])["inference_mode"] == "paper"
 
 
-def test_paper_mode_is_exported_faithfully_to_torchscript_and_refused_for_onnx():
+def test_paper_mode_is_exported_faithfully_to_torchscript():
     generator = trained_looking("unet_128(ngf=4)")
     generator.train()
     card = card_of("unet_128(ngf=4)", generator)
-    with pytest.raises(ZooError, match="cannot be exported to ONNX"):
-        exported(generator, card, "onnx", mode="paper")
     data, _ = exported(generator, card, "torchscript", mode="paper")
     script = load_torchscript(data)
     translator = Translator(generator, card, device="cpu", mode="paper", seed=3, tile=None)
@@ -142,6 +139,87 @@ def test_paper_mode_is_exported_faithfully_to_torchscript_and_refused_for_onnx()
     assert (alone - traced[:1]).abs().max() > 1e-3  # each batch is normalised by its own statistics
     assert all(torch.equal(a, m.running_mean) for a, m in
                zip(running, (m for m in generator.modules() if isinstance(m, nn.BatchNorm2d))))
+
+
+def running_statistics(generator: nn.Module) -> list[torch.Tensor]:
+    return [buffer.clone() for module in generator.modules() if isinstance(module, nn.BatchNorm2d)
+            for buffer in (module.running_mean, module.running_var)]
+
+
+def without_dropout(generator: nn.Module) -> nn.Module:
+    silent = copy.deepcopy(generator)
+    for module in silent.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+    return silent
+
+
+def test_paper_mode_goes_to_onnx_as_plain_operators_any_runtime_computes():
+    generator = trained_looking("unet_128(ngf=4)")  # its innermost decoder levels have dropout
+    card = card_of("unet_128(ngf=4)", generator)
+    running = running_statistics(generator)
+    data, paper_card = exported(generator, card, "onnx", mode="paper")
+    kinds = {node.op_type for node in onnx.load_from_string(data).graph.node}
+    # No node whose training flag a runtime may ignore: onnxruntime's optimiser removes Dropout nodes.
+    assert not kinds & {"BatchNormalization", "Dropout"} and {"ReduceMean", "RandomUniformLike"} <= kinds
+    assert paper_card.inference_mode == "paper" and paper_card.provenance["export"]["mode"] == "paper"
+    assert all(torch.equal(a, b) for a, b in zip(running, running_statistics(generator)))
+    images = torch.rand(2, 3, 128, 256) * 2 - 1
+
+    # Batch statistics: without dropout the file computes torch's paper mode, batch by batch.
+    silent = without_dropout(generator)
+    silent_file = OnnxGenerator(exported(silent, card, "onnx", mode="paper")[0], paper_card)
+    torch_paper = Translator(silent, card, device="cpu", mode="paper", tile=None)
+    assert (silent_file(images) - torch_paper.translate(images)).abs().max() < 1e-4
+    assert (silent_file(images[:1]) - torch_paper.translate(images[:1])).abs().max() < 1e-4
+    eval_mode = Translator(silent, card, device="cpu", mode="eval", tile=None).translate(images)
+    assert (silent_file(images) - eval_mode).abs().max() > 1e-2  # not the running statistics
+
+    # Dropout: random call by call; a session repeats its calls for the same seed, not for another.
+    seeded = OnnxGenerator(data, paper_card, seed=7)
+    first, second = seeded(images), seeded(images)
+    assert (first - second).abs().max() > 1e-3 and (first - silent_file(images)).abs().max() > 1e-3
+    again = OnnxGenerator(data, paper_card, seed=7)
+    assert torch.equal(again(images), first) and torch.equal(again(images), second)
+    assert (OnnxGenerator(data, paper_card, seed=8)(images) - first).abs().max() > 1e-3
+    assert (OnnxGenerator(data, paper_card)(images) - first).abs().max() > 1e-3  # unseeded after seeded: random
+
+
+def test_the_onnx_dropout_keeps_each_element_with_probability_one_minus_p():
+    layer = nn.Sequential(nn.Dropout(0.25))
+    layer.size_multiple = 1
+    card = Card(spec="dropout", in_channels=3, out_channels=3, size_multiple=1)
+    model = OnnxGenerator(exported(layer, card, "onnx", mode="paper")[0], card, seed=0)
+    output = model(torch.full((4, 3, 256, 256), 3.0))
+    assert set(output.unique().tolist()) == {0.0, 4.0}  # dropped, or kept and scaled by 1 / (1 - p)
+    kept = (output > 0).float().mean().item()
+    assert abs(kept - 0.75) < 0.005  # 786k draws: the standard error is 0.0005
+
+
+class TrainingFlagInForward(nn.Module):
+    """Dropout called as a function on ``self.training``: no layer for the export to replace."""
+
+    size_multiple = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return nn.functional.dropout(self.conv(images), 0.5, self.training)
+
+
+def test_paper_mode_that_onnx_cannot_carry_is_refused_in_one_line_never_exported_as_eval():
+    card = Card(spec="custom", in_channels=3, out_channels=3, size_multiple=1)
+    with pytest.raises(ZooError, match=r"^--mode paper cannot be exported to ONNX: the generator's forward computes "
+                                       r"something else in training mode .*; use --format torchscript$"):
+        exported(TrainingFlagInForward(), card, "onnx", mode="paper")
+    spatial = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Dropout2d(0.5), nn.BatchNorm1d(3))
+    spatial.size_multiple = 1
+    with pytest.raises(ZooError, match=r"the generator has BatchNorm1d, Dropout2d layers, which the zoo writes as "
+                                       r"plain operators only for BatchNorm2d and Dropout; use --format torchscript$"):
+        exported(spatial, card, "onnx", mode="paper")
+    assert exported(TrainingFlagInForward(), card, "torchscript", mode="paper")[1].inference_mode == "paper"
 
 
 def test_half_exports_hold_fp16_weights():
@@ -229,8 +307,6 @@ def test_zoo_export_refuses_in_one_line(tmp_path, weights, capsys):
     target.write_bytes(b"mine")
     cases = [
         (("export", str(weights), "--format", "onnx", "-o", str(target)), "exists: pass --overwrite"),
-        (("export", str(weights), "--format", "onnx", "--mode", "paper", "-o", str(tmp_path / "p.onnx")),
-         "cannot be exported to ONNX"),
         (("export", str(weights), "--format", "coreml"), "is not one of: onnx, torchscript"),
         (("export", str(weights), "--format", "onnx", "-o", str(tmp_path)), "is a folder"),
     ]
@@ -250,8 +326,14 @@ def test_from_pretrained_takes_onnx_files_and_keeps_to_their_mode(tmp_path, weig
         Translator.from_pretrained(onnx_path, device="cpu", mode="paper")
     with pytest.raises(ZooError, match="ONNX export: it runs with the onnxruntime backend"):
         Translator.from_pretrained(onnx_path, device="cpu", backend="torch")
-    with pytest.raises(ZooError, match="runs eval mode only"):
-        Translator.from_pretrained(weights, device="cpu", backend="onnxruntime")  # the card says paper
+    in_memory = Translator.from_pretrained(weights, device="cpu", backend="onnxruntime", seed=2)  # card: paper
+    assert isinstance(in_memory.generator, OnnxGenerator) and in_memory.modes == ("paper",)
+    assert in_memory(picture(130, 90)).size == (130, 90)
+    with pytest.raises(ZooError, match="runs paper mode only, not eval"):
+        Translator(in_memory.generator, in_memory.card, device="cpu", mode="eval")
+    with pytest.raises(ZooError, match="^this onnxruntime session draws paper mode's dropout from seed 2, set when "
+                                       "it was loaded: load it again to change the seed$"):
+        Translator(in_memory.generator, in_memory.card, device="cpu", seed=3)
     with pytest.raises(ZooError, match="unknown backend 'tensorrt'; choose one of: auto, torch, onnxruntime"):
         Translator.from_pretrained(weights, backend="tensorrt")
 

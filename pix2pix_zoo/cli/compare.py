@@ -22,7 +22,7 @@ def compare(
     split: str = typer.Option("test", "--split", help="The split --data is evaluated on.", rich_help_panel="Evaluation"),
     size: Optional[int] = typer.Option(None, "--size", min=1, help="Resize --data's pairs to SIZE x SIZE (default: as they are).", rich_help_panel="Evaluation"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps.", rich_help_panel="Evaluation"),
-    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (every row in eval mode; ONNX files always); auto: by the file.", rich_help_panel="Evaluation"),
+    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (ONNX files always; weights files exported in memory in their mode); auto: by the file.", rich_help_panel="Evaluation"),
     lpips_weights: Optional[Path] = typer.Option(None, "--lpips-weights", help="LPIPS weights (AlexNet and linear heads) for an LPIPS column.", rich_help_panel="Evaluation"),
     inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="Inception-v3 weights for FID and KID columns.", rich_help_panel="Evaluation"),
     html: Optional[Path] = typer.Option(None, "--html", help="Write the comparison page here: samples side by side, the table, the loss curves.", rich_help_panel="Output"),

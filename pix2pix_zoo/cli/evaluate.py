@@ -21,7 +21,7 @@ def evaluate(
     size: Optional[int] = typer.Option(None, "--size", min=1, help="Resize pairs to SIZE x SIZE (default: as they are)."),
     batch_size: int = typer.Option(1, "--batch-size", "-b", min=1, help="Pairs per batch (paper mode: per batch statistics)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
-    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
+    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (ONNX files always; a weights file is exported in memory in the mode run); auto: by the file."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 / fp16 (autocast: faster where the hardware has them, outputs a few levels apart)."),
     inception_weights: Optional[Path] = typer.Option(
         None, "--inception-weights", help="Inception-v3 weights (safetensors or a weights-only .pth) for FID and KID."

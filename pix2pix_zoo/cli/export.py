@@ -12,7 +12,7 @@ def export(
     model: str = typer.Argument(..., metavar="NAME|PATH|RUN", help="A catalog name, hf://ORG/NAME[@REVISION], a model.safetensors, its folder or a run directory."),
     export_format: str = typer.Option(..., "--format", "-f", help="onnx or torchscript."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="The file to write (default: beside the weights, model.onnx or model.pt)."),
-    mode: str = typer.Option("eval", "--mode", help="eval (running statistics, batch norm folded), or paper (batch statistics and dropout; TorchScript only)."),
+    mode: str = typer.Option("eval", "--mode", help="eval (running statistics, batch norm folded), or paper (batch statistics and dropout, random)."),
     opset: Optional[int] = typer.Option(None, "--opset", min=7, max=30, help="ONNX opset (default 18)."),
     half: bool = typer.Option(False, "--half", help="fp16 weights, inputs and outputs (for GPU runtimes)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),

@@ -12,7 +12,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; any but loopback is reachable from the network."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on (0: a free one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
-    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
+    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (ONNX files always; a weights file is exported in memory in the mode run); auto: by the file."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 / fp16 (autocast: faster where the hardware has them, outputs a few levels apart)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="Default mode of requests that name none: eval or paper; default: each card's."),
     queue: int = typer.Option(32, "--queue", min=1, help="Requests that may wait; more are answered 503 with Retry-After."),

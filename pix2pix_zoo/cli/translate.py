@@ -64,7 +64,7 @@ def translate(
     inputs: list[str] = typer.Argument(..., metavar="INPUT...", help="Image files, folders (searched recursively) or globs."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the outputs (PNG, keeping relative names)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
-    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (eval mode; ONNX files always); auto: by the file."),
+    backend: str = typer.Option("auto", "--backend", help="torch, or onnxruntime (ONNX files always; a weights file is exported in memory in the mode run); auto: by the file."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 / fp16 (autocast: faster where the hardware has them, outputs a few levels apart)."),
     mode: Optional[str] = typer.Option(None, "--mode", help="eval, or paper (batch statistics, dropout); default: the card's."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed for paper mode's dropout: repeatable output."),

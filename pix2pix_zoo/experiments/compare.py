@@ -86,8 +86,7 @@ class EvaluationSetting:
     lpips_weights: Path | None = None
     inception_weights: Path | None = None
     backend: str = "auto"
-    """As :meth:`Translator.from_pretrained` takes it; with ``onnxruntime`` every row runs in eval mode
-    (exported), else each in its card's mode."""
+    """As :meth:`Translator.from_pretrained` takes it; each row runs in its card's mode."""
 
     @property
     def extra_metrics(self) -> bool:
@@ -97,8 +96,7 @@ class EvaluationSetting:
         """The translator ``name`` names, loaded to be evaluated as this setting says (seed 0)."""
         from pix2pix_zoo.translator import Translator
 
-        mode = "eval" if self.backend == "onnxruntime" else None
-        return Translator.from_pretrained(name, device=self.device, seed=0, backend=self.backend, mode=mode)
+        return Translator.from_pretrained(name, device=self.device, seed=0, backend=self.backend)
 
 
 def named_items(names: list[str]) -> list[Compared]:
