@@ -1,35 +1,20 @@
-"""ONNX exports run by onnxruntime, as generators :class:`~pix2pix_zoo.translator.Translator` runs.
-
-An ONNX file is anyone's data too: it is parsed without following external-data references (weights
-kept in other files, which could name any path on the machine) and refused if it has any; onnxruntime
-then gets the bytes, not the path, so it cannot look beside the file either. Its card is checked like
-a weights file's (:func:`pix2pix_zoo.export.card_of_model`).
-"""
+"""ONNX exports run by onnxruntime behind a module's interface, as generators
+:class:`~pix2pix_zoo.translator.Translator` runs (the files are read and checked by
+:mod:`pix2pix_zoo.onnx_session`)."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from pix2pix_zoo.errors import ZooError, first_line
-from pix2pix_zoo.export import INPUT_NAME, OUTPUT_NAME, card_of_model, import_onnx
+from pix2pix_zoo.export import INPUT_NAME, OUTPUT_NAME
+from pix2pix_zoo.onnx_session import new_session, read_onnx_export
 from pix2pix_zoo.translator_file import Card
 
 BACKENDS = ("auto", "torch", "onnxruntime")
-MAX_ONNX_BYTES = 2**31 - 1
-"""Protocol buffers' own limit: a larger file cannot be one ONNX model without external data."""
-
-
-def import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ZooError('running ONNX files needs the onnx extra: pip install "pix2pix-zoo[onnx]"') from None
-    return onnxruntime
 
 
 class OnnxGenerator(nn.Module):
@@ -37,28 +22,18 @@ class OnnxGenerator(nn.Module):
     device the inputs are on (onnxruntime's CUDA provider where the device is a GPU and the
     installed onnxruntime has it, else its CPU provider).
 
-    A paper-mode export draws dropout masks in the session, from a generator onnxruntime seeds when
-    the session is made: ``seed`` (None: a fresh random one), kept as :attr:`seed`. So a seeded
-    session repeats its whole sequence of calls, but one call cannot be reseeded on its own, as the
-    torch backend reseeds each batch."""
+    ``model`` is the export's bytes, or a session already made for it with ``seed``. A paper-mode
+    session draws dropout from the seed it was made with (:func:`~pix2pix_zoo.onnx_session.new_session`),
+    kept as :attr:`seed`: a seeded session repeats its whole sequence of calls, where the torch
+    backend restarts from the seed at each batch."""
 
-    def __init__(self, model: bytes, card: Card, device: torch.device | str = "cpu", seed: int | None = None) -> None:
+    def __init__(self, model: bytes | Any, card: Card, device: torch.device | str = "cpu", seed: int | None = None
+                 ) -> None:
         super().__init__()
-        onnxruntime = import_onnxruntime()
-        self.seed = seed
-        # The seed is process-wide in onnxruntime and read as sessions are made: set it every time,
-        # so an unseeded session after a seeded one is random again.
-        onnxruntime.set_seed(secrets.randbits(62) if seed is None else seed)
         device = torch.device(device)
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: its notes on the graph are not the user's business
-        try:
-            self.session = onnxruntime.InferenceSession(model, options, providers=providers)
-        except Exception as error:
-            raise ZooError(f"onnxruntime cannot run this model: {first_line(str(error))}") from None
+        self.seed = seed
+        self.session = new_session(model, cuda_device=(device.index or 0) if device.type == "cuda" else None,
+                                   seed=seed) if isinstance(model, bytes) else model
         self.card = card
         self.modes = (card.inference_mode,)  # what the exported graph computes (Translator checks it)
         self.size_multiple = card.size_multiple
@@ -73,32 +48,5 @@ class OnnxGenerator(nn.Module):
 def load_onnx_generator(path: Path, device: torch.device | str = "cpu", seed: int | None = None
                         ) -> tuple[OnnxGenerator, Card]:
     """The export at ``path`` ready to run, and its card; one-line errors for what is not a zoo export."""
-    onnx = import_onnx()
-    where = f"{str(path)!r}"
-    if path.stat().st_size > MAX_ONNX_BYTES:
-        raise ZooError(f"{where} is larger than an ONNX model can be (2 GiB)")
-    data = path.read_bytes()
-    try:
-        model = onnx.load_from_string(data)
-    except Exception as error:
-        raise ZooError(f"{where} is not an ONNX model: {first_line(str(error))}") from None
-    card = card_of_model(model, where)
-    if any(tensor.data_location == onnx.TensorProto.EXTERNAL for tensor in _tensors(model.graph)):
-        raise ZooError(f"{where} keeps weights in external files, which the zoo does not read: "
-                       "export with the weights inside (zoo export does)")
+    data, card = read_onnx_export(path)
     return OnnxGenerator(data, card, device, seed), card
-
-
-def _tensors(graph: Any) -> list[Any]:
-    """Every stored tensor of a graph: its initializers and the constants of its nodes, subgraphs too."""
-    found = list(graph.initializer)
-    for node in graph.node:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                found.append(attribute.t)
-            found += list(attribute.tensors)
-            if attribute.HasField("g"):
-                found += _tensors(attribute.g)
-            for subgraph in attribute.graphs:
-                found += _tensors(subgraph)
-    return found

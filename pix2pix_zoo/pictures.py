@@ -19,14 +19,18 @@ PIL to tensors (:func:`image_to_tensor`) handles colour the same everywhere in t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor
 
 from pix2pix_zoo.errors import SpecError
 from pix2pix_zoo.interfaces import ImageCodec
 from pix2pix_zoo.plugins import get_registry
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made: the ONNX path runs on arrays without it
+    import torch
+    from torch import Tensor
 
 SUPPORTED_CHANNELS = (1, 3)
 """The channel counts a picture converts to and from: grey and RGB."""
@@ -35,14 +39,28 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 def image_to_tensor(image: Image.Image, channels: int) -> torch.Tensor:
     """A decoded PIL image as a ``uint8`` tensor ``[channels, H, W]`` (1: luminance, 3: RGB)."""
+    import torch
+
+    return torch.from_numpy(image_to_array(image, channels))
+
+
+def image_to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """A decoded PIL image as a writable ``uint8`` array ``[channels, H, W]`` (1: luminance, 3: RGB)."""
     if channels not in SUPPORTED_CHANNELS:
         raise ValueError(f"channels must be 1 or 3, not {channels}")
     pixels = _to_8bit(image)
     if pixels.mode != ("L" if channels == 1 else "RGB"):
         pixels = pixels.convert("L" if channels == 1 else "RGB")
     array = np.array(pixels)  # a writable copy, so torch can share it without a warning
-    tensor = torch.from_numpy(array)
-    return tensor.unsqueeze(0) if array.ndim == 2 else tensor.permute(2, 0, 1)
+    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def array_to_image(output: np.ndarray) -> Image.Image:
+    """One output ``[C, H, W]`` in [-1, 1] with 1 or 3 channels as a PIL image (``L`` or ``RGB``),
+    rounded as :func:`to_rgb` rounds (in float32, half to even)."""
+    unit = np.clip((output.astype(np.float32) + np.float32(1)) / np.float32(2), 0, 1)
+    pixels = np.round(unit * np.float32(255)).astype(np.uint8)
+    return Image.fromarray(pixels[0], "L") if len(pixels) == 1 else Image.fromarray(pixels.transpose(1, 2, 0), "RGB")
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -76,10 +94,12 @@ def to_rgb(images: Tensor) -> Tensor:
     if channels == 1:
         unit = unit.expand(-1, 3, -1, -1)
     elif channels == 2:
+        import torch
+
         unit = torch.cat([unit, unit.new_zeros(unit.shape[0], 1, *unit.shape[2:])], 1)
     else:
         unit = unit[:, :3]
-    return (unit * 255).round().to(torch.uint8)
+    return (unit * 255).round().byte()
 
 
 def open_codec(name: str) -> ImageCodec | None:
@@ -104,6 +124,8 @@ def picture(codec: ImageCodec | None, x: Tensor, y: Tensor | None = None) -> Ten
 
 def sample_grid(*columns: Tensor) -> Image.Image:
     """One row per sample, the columns side by side (the trainer's: input | output | target)."""
+    import torch
+
     rows = torch.cat([to_rgb(t.detach().cpu()) for t in columns], dim=3)  # side by side
     grid = torch.cat(list(rows), dim=1)  # stacked
     return Image.fromarray(grid.permute(1, 2, 0).numpy())

@@ -12,12 +12,8 @@ catalog, which itself needs only the file format. Pictures (PIL in, PIL out) are
 from __future__ import annotations
 
 import contextlib
-import io
-import math
 import os
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -25,19 +21,27 @@ from PIL import Image
 from torch import Tensor, nn
 from torch.nn import functional
 
-from pix2pix_zoo.atomic import write_bytes_atomic
 from pix2pix_zoo.cpu_kernels import use_native_kernels_where_faster
-from pix2pix_zoo.data.images import open_image
 from pix2pix_zoo.devices import pick_device
 from pix2pix_zoo.errors import BadImageError, ZooError
 from pix2pix_zoo.export import exported
+from pix2pix_zoo.geometry import aligned_tiling, padding_steps
+from pix2pix_zoo.image_files import translate_files
 from pix2pix_zoo.onnx_backend import BACKENDS, OnnxGenerator, load_onnx_generator
-from pix2pix_zoo.pictures import SUPPORTED_CHANNELS, image_to_tensor, open_codec, picture, sample_grid, to_rgb
+from pix2pix_zoo.pictures import (
+    SUPPORTED_CHANNELS,
+    image_to_tensor,
+    open_codec,
+    picture,
+    sample_grid,
+    to_rgb,
+)
 from pix2pix_zoo.translator_file import (
     CARD_KEY,
     WEIGHTS_FILE,
     Card,
     InferenceMode,
+    check_mode,
     check_translator,
     generator_from_state,
     load_generator,
@@ -121,18 +125,15 @@ class Translator:
         _check_precision(precision, onnxruntime=isinstance(generator, OnnxGenerator))
         self.precision = precision
         self.mode: InferenceMode = mode or card.inference_mode
-        if self.mode not in ("eval", "paper"):
-            raise ZooError(f"inference mode must be 'eval' or 'paper', not {self.mode!r}")
         self.modes: tuple[InferenceMode, ...] = getattr(generator, "modes", ("eval", "paper"))
         """The modes the generator can compute: both, or an export's own (see :mod:`pix2pix_zoo.export`)."""
-        if self.mode not in self.modes:
-            raise ZooError(f"this translator runs {' or '.join(self.modes)} mode only, not {self.mode}")
+        check_mode(self.mode, self.modes)
         check_seed(generator, self.mode, seed)
         self.seed = seed
         self.device = pick_device(device) if isinstance(device, str) else device
         self.generator = generator.to(self.device)
         self.size_multiple = card.size_multiple
-        self.tile, self.overlap = self._tiling(tile, overlap)
+        self.tile, self.overlap = aligned_tiling(tile, overlap, self.size_multiple)
         self.codec = open_codec(card.codec)
 
     @classmethod
@@ -181,21 +182,6 @@ class Translator:
                 use_native_kernels_where_faster(generator)
         return cls(generator, card, device=picked, mode=mode, seed=seed, tile=tile, overlap=overlap,
                    precision=precision)
-
-    def _tiling(self, tile: int | None, overlap: int) -> tuple[int | None, int]:
-        if tile is None:
-            return None, 0
-        if tile < 1 or overlap < 0:
-            raise ZooError(f"tile must be at least 1 and overlap at least 0, not tile {tile} and overlap {overlap}")
-        multiple = self.size_multiple
-        aligned_tile = max(multiple, tile // multiple * multiple)
-        aligned_overlap = math.ceil(overlap / multiple) * multiple
-        if aligned_overlap >= aligned_tile:
-            raise ZooError(
-                f"tile {tile} is too small for overlap {overlap}: both are rounded to this translator's size "
-                f"multiple {multiple}, and the tile must be at least {aligned_overlap + multiple} to exceed the overlap"
-            )
-        return aligned_tile, aligned_overlap
 
     # -- tensors --------------------------------------------------------------------------------------
     def translate(self, images: Tensor) -> Tensor:
@@ -288,58 +274,19 @@ class Translator:
         self, jobs: Sequence[tuple[Path, Path]], output: Path, *, batch_size: int = 1, side_by_side: bool = False,
         file_threads: bool | None = None,
     ) -> Iterator[tuple[Path, Path | BadImageError]]:
-        """Translate image files into PNGs under ``output``: each job is a source file and its output
-        name relative to ``output``. Yields, in the jobs' order, each source with the file written or
-        the BadImageError that kept it from being read; any other error (a full disk) is raised.
+        """Translate image files into PNGs under ``output``, as :func:`pix2pix_zoo.image_files.translate_files`
+        says; ``side_by_side`` writes input | output sheets.
 
-        With ``file_threads`` (the default where a core is spare: the forward passes run on an
-        accelerator, or torch's threads leave a CPU core free), the forward passes do not wait for
-        files: decoding runs up to :data:`FILES_AHEAD` batches ahead and encoding as many behind, each
-        on a thread of its own (PIL decodes and encodes without the GIL). Where no core is spare they
-        run in turn: on a 2-core CPU the threads took cores from the forward passes and saved nothing
-        (48 images, unet_256: the passes 5.5-6.5 s in turn, 6.9 s beside the threads, the same wall time).
-        Each output is written whole or not at all (a temporary file renamed), so an interrupted
-        run leaves no half-written PNG; ``side_by_side`` writes input | output sheets instead.
+        ``file_threads`` (decoding and encoding on threads of their own, beside the forward passes)
+        defaults to where a core is spare: the forward passes run on an accelerator, or torch's
+        threads leave a CPU core free. Where no core is spare they run in turn: on a 2-core CPU the
+        threads took cores from the forward passes and saved nothing (48 images, unet_256: the
+        passes 5.5-6.5 s in turn, 6.9 s beside the threads, the same wall time).
         """
-        batches = [jobs[start : start + max(1, batch_size)] for start in range(0, len(jobs), max(1, batch_size))]
         if file_threads is None:
             file_threads = self.device.type != "cpu" or (os.cpu_count() or 1) > torch.get_num_threads()
-        with _file_worker(file_threads, "zoo-decode") as readers, _file_worker(file_threads, "zoo-encode") as writers:
-            reads: deque[Future] = deque(readers.submit(_read_batch, batch) for batch in batches[:FILES_AHEAD])
-            writes: deque[Future] = deque()
-            try:
-                for index in range(len(batches)):
-                    decoded = reads.popleft().result()
-                    if index + FILES_AHEAD < len(batches):
-                        reads.append(readers.submit(_read_batch, batches[index + FILES_AHEAD]))
-                    images = [image for _, _, image in decoded if isinstance(image, Image.Image)]
-                    outputs = iter(self.translate_images(images, batch_size))
-                    pairs = [(source, name, image, None if isinstance(image, BadImageError) else next(outputs))
-                             for source, name, image in decoded]
-                    writes.append(writers.submit(self._write_batch, pairs, output, side_by_side))
-                    while len(writes) > FILES_AHEAD or (writes and writes[0].done()):
-                        yield from writes.popleft().result()
-                while writes:
-                    yield from writes.popleft().result()
-            finally:
-                for pending in (*reads, *writes):
-                    pending.cancel()
-
-    def _write_batch(self, pairs: list[tuple[Path, Path, Image.Image | BadImageError, Image.Image | None]],
-                     output: Path, side_by_side: bool) -> list[tuple[Path, Path | BadImageError]]:
-        written: list[tuple[Path, Path | BadImageError]] = []
-        for source, name, image, result in pairs:
-            if result is None:
-                written.append((source, image))  # type: ignore[arg-type]  # the BadImageError
-                continue
-            target = output / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            encoded = io.BytesIO()
-            picture_out = self.sheet(image, result) if side_by_side else result  # type: ignore[arg-type]
-            picture_out.save(encoded, format="PNG")
-            write_bytes_atomic(target, encoded.getvalue())
-            written.append((source, target))
-        return written
+        yield from translate_files(self.translate_images, jobs, output, batch_size=batch_size,
+                                   sheet=self.sheet if side_by_side else None, file_threads=file_threads)
 
     def __call__(self, image: Image.Image) -> Image.Image:
         """Translate one PIL image; the output has its size."""
@@ -368,56 +315,16 @@ def _check_precision(precision: str, *, onnxruntime: bool) -> None:
                        "(zoo export --half writes an fp16 file)")
 
 
-FILES_AHEAD = 2
-"""Batches :meth:`Translator.translate_files` decodes ahead of the forward passes, and encodes behind."""
-
-
-class _InTurn(Executor):
-    """An executor that runs each task when it is submitted, on the caller's thread."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:  # type: ignore[override]
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as error:  # handed to whoever asks for the result, as a thread's would be
-            future.set_exception(error)
-        return future
-
-
-def _file_worker(own_thread: bool, name: str) -> Executor:
-    return ThreadPoolExecutor(1, thread_name_prefix=name) if own_thread else _InTurn()
-
-
-def _read_batch(jobs: Sequence[tuple[Path, Path]]) -> list[tuple[Path, Path, Image.Image | BadImageError]]:
-    """Each job's source decoded (or the error that kept it from being read), with its output name."""
-    decoded: list[tuple[Path, Path, Image.Image | BadImageError]] = []
-    for source, name in jobs:
-        try:
-            decoded.append((source, name, open_image(source)))
-        except BadImageError as error:
-            decoded.append((source, name, error))
-    return decoded
-
-
 def pad_to_multiple(images: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     """Pad ``[N, C, H, W]`` so H and W are multiples of ``multiple``, split evenly between the two
-    sides; return the padded images and the (top, left) offset of the original.
-
-    Reflection (which has no seam) needs the pad to be smaller than the side, so a side much
-    smaller than the multiple is reflected repeatedly, and a side of one pixel is replicated.
-    """
-    height, width = images.shape[-2:]
-    extra_height, extra_width = -height % multiple, -width % multiple
-    top, left = extra_height // 2, extra_width // 2
-    pads = [left, extra_width - left, top, extra_height - top]  # F.pad order: left, right, top, bottom
-    while any(pads):
-        height, width = images.shape[-2:]
-        step = [min(pads[0], width - 1), min(pads[1], width - 1), min(pads[2], height - 1), min(pads[3], height - 1)]
-        if not any(step):  # a side of one pixel: nothing to reflect
-            return functional.pad(images, pads, mode="replicate"), (top, left)
+    sides (see :func:`~pix2pix_zoo.pictures.padding_steps`); return the padded images and the
+    (top, left) offset of the original."""
+    reflections, rest, offset = padding_steps(*images.shape[-2:], multiple)
+    for step in reflections:  # F.pad's order: left, right, top, bottom
         images = functional.pad(images, step, mode="reflect")
-        pads = [p - s for p, s in zip(pads, step)]
-    return images, (top, left)
+    if any(rest):
+        images = functional.pad(images, rest, mode="replicate")
+    return images, offset
 
 
 def _spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:

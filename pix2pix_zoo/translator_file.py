@@ -30,6 +30,15 @@ if TYPE_CHECKING:  # torch is imported where tensors are written or networks bui
     from torch import Tensor, nn
 
 InferenceMode = Literal["eval", "paper"]
+
+
+def check_mode(mode: str, modes: tuple[InferenceMode, ...] = ("eval", "paper")) -> None:
+    """Refuse, in one line, a mode that is not an inference mode or that a translator cannot run
+    (``modes``: an export computes only the mode it was exported in)."""
+    if mode not in ("eval", "paper"):
+        raise ZooError(f"inference mode must be 'eval' or 'paper', not {mode!r}")
+    if mode not in modes:
+        raise ZooError(f"this translator runs {' or '.join(modes)} mode only, not {mode}")
 WEIGHTS_FILE = "model.safetensors"
 CARD_KEY = "pix2pix_zoo.card"
 

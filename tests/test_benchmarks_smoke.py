@@ -105,8 +105,10 @@ def test_both_sides_of_the_inference_benchmark_get_the_same_images_and_weights(t
     from pix2pix_zoo.export import read_export_card
     from pix2pix_zoo.translator import read_card
 
-    exported = inference_speed.export_once(weights, tmp_path / "model.onnx")  # the .onnx side's file
-    assert read_export_card(exported).spec == read_card(weights).spec
+    for mode in ("eval", "paper"):  # the .onnx sides' files
+        exported = inference_speed.export_once(weights, tmp_path / f"model-{mode}.onnx", mode)
+        card = read_export_card(exported)
+        assert card.spec == read_card(weights).spec and card.inference_mode == mode
 
 
 _BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))

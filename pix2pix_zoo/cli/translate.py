@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -81,16 +81,22 @@ def translate(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pix2pix_zoo.cli.output import note_emulated_precision
     from pix2pix_zoo.cpu_memory import keep_freed_memory
-    from pix2pix_zoo.translator import Translator
+    from pix2pix_zoo.onnx_translator import OnnxTranslator
 
     jobs = gather_inputs(inputs)
     check_output_folder(output, jobs)
     keep_freed_memory()  # the process is ours (see its docstring)
-    translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None, backend=backend,
-                                            precision=precision)
-    note_emulated_precision(translator.device, precision)
+    translator: Any = None
+    if OnnxTranslator.runs(Path(model), backend=backend, device=device, precision=precision, side_by_side=side_by_side):
+        translator = OnnxTranslator.from_file(Path(model), mode=mode, seed=seed, tile=tile or None)  # no torch
+    if translator is None:
+        from pix2pix_zoo.cli.output import note_emulated_precision
+        from pix2pix_zoo.translator import Translator
+
+        translator = Translator.from_pretrained(model, device=device, mode=mode, seed=seed, tile=tile or None,
+                                                backend=backend, precision=precision)
+        note_emulated_precision(translator.device, precision)
     errors = Console(stderr=True)
     written: list[Path] = []
     with Progress(

@@ -13,11 +13,15 @@ import os
 import threading
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
+
 from PIL import Image, ImageFile
 
 from pix2pix_zoo.errors import BadImageError, DataError
 from pix2pix_zoo.pictures import SUPPORTED_CHANNELS, image_to_tensor
+
+if TYPE_CHECKING:  # tensors are made by pictures.image_to_tensor; opening an image needs no torch
+    import torch
 
 __all__ = [
     "IMAGE_EXTENSIONS", "SUPPORTED_CHANNELS", "decode_image", "image_size", "image_to_tensor", "is_image_file",
