@@ -56,7 +56,7 @@ class OnnxTranslator:
             return False
         try:
             cuda = "CUDAExecutionProvider" in import_onnxruntime().get_available_providers()
-        except Exception:  # no onnxruntime: the torch path says so in its words
+        except ZooError:  # no onnxruntime: the torch path says so in its words
             return False
         return device == "cpu" or (device == "auto" and not cuda)
 

@@ -28,14 +28,7 @@ from pix2pix_zoo.export import exported
 from pix2pix_zoo.geometry import aligned_tiling, padding_steps
 from pix2pix_zoo.image_files import translate_files
 from pix2pix_zoo.onnx_backend import BACKENDS, OnnxGenerator, load_onnx_generator
-from pix2pix_zoo.pictures import (
-    SUPPORTED_CHANNELS,
-    image_to_tensor,
-    open_codec,
-    picture,
-    sample_grid,
-    to_rgb,
-)
+from pix2pix_zoo.pictures import SUPPORTED_CHANNELS, image_to_tensor, open_codec, picture, sample_grid, to_rgb
 from pix2pix_zoo.translator_file import (
     CARD_KEY,
     WEIGHTS_FILE,
