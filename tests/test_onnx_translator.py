@@ -4,10 +4,13 @@ imports no torch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
-from helpers import run_zoo
+from helpers import run_env, run_zoo
 from PIL import Image
 from test_export import card_of, trained_looking
 from test_startup import MARKER, run_watched
@@ -126,3 +129,17 @@ def test_zoo_translate_runs_an_onnx_file_without_torch_to_the_same_files(exports
                      "--no-progress", "--side-by-side")
     assert sheets.returncode == 0, sheets.stderr
     assert Image.open(tmp_path / "sheets" / "a.png").size == (260, 90)
+
+
+def test_the_library_path_imports_no_torch_either(exports, tmp_path):
+    noise(90, 70).save(tmp_path / "a.png")
+    program = (
+        "import sys\nfrom pathlib import Path\nfrom PIL import Image\n"
+        "from pix2pix_zoo.onnx_translator import OnnxTranslator\n"
+        f"translator = OnnxTranslator.from_file(Path({str(exports['paper'])!r}), seed=3)\n"
+        f"(photo,) = translator.translate_images([Image.open({str(tmp_path / 'a.png')!r})])\n"
+        "print(photo.size, 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=run_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(90, 70) False"
