@@ -143,3 +143,14 @@ def test_the_library_path_imports_no_torch_either(exports, tmp_path):
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=run_env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(90, 70) False"
+
+
+@pytest.mark.parametrize("channels", [(1, 1), (1, 3), (3, 1)], ids=["grey-to-grey", "grey-to-colour", "colour-to-grey"])
+def test_grey_inputs_and_outputs_come_out_as_the_torch_translator_makes_them(channels, tmp_path):
+    generator = trained_looking(SPEC, channels)
+    path = export_generator(generator, card_of(SPEC, generator, channels), tmp_path / "m.onnx", "onnx")
+    images = [noise(130, 90), noise(40, 50, "L")]
+    expected = Translator.from_pretrained(path, device="cpu").translate_images(images)
+    for mine, theirs in zip(OnnxTranslator.from_file(path).translate_images(images), expected):
+        assert mine.mode == theirs.mode == ("L" if channels[1] == 1 else "RGB")
+        assert np.array_equal(pixels(mine), pixels(theirs))
