@@ -29,6 +29,18 @@ Sheet = Callable[[Image.Image, Image.Image], Image.Image]
 """An input and its output in, the picture written for them out."""
 
 
+def same_size_batches(images: Sequence[Image.Image], batch_size: int) -> Iterator[list[int]]:
+    """The indices of ``images`` in batches of one size each, at most ``batch_size`` long: every
+    image once, sizes in the order they first appear."""
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault(image.size, []).append(index)
+    step = max(1, batch_size)
+    for indices in by_size.values():
+        for start in range(0, len(indices), step):
+            yield indices[start : start + step]
+
+
 def translate_files(
     translate_images: TranslateImages, jobs: Sequence[tuple[Path, Path]], output: Path, *, batch_size: int = 1,
     sheet: Sheet | None = None, file_threads: bool = False,

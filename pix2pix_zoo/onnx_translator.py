@@ -22,7 +22,7 @@ from PIL import Image
 from pix2pix_zoo.errors import BadImageError, ZooError
 from pix2pix_zoo.export import INPUT_NAME, OUTPUT_NAME
 from pix2pix_zoo.geometry import aligned_tiling, padding_steps
-from pix2pix_zoo.image_files import translate_files
+from pix2pix_zoo.image_files import same_size_batches, translate_files
 from pix2pix_zoo.onnx_session import import_onnxruntime, new_session, read_onnx_export
 from pix2pix_zoo.pictures import SUPPORTED_CHANNELS, array_to_image, image_to_array
 from pix2pix_zoo.translator_file import Card, InferenceMode, check_mode
@@ -72,28 +72,23 @@ class OnnxTranslator:
 
     def translate_images(self, images: Sequence[Image.Image], batch_size: int = 1) -> list[Image.Image]:
         """Translate PIL images, running images of the same size together in batches; same order out."""
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            by_size.setdefault(image.size, []).append(index)
         results: list[Image.Image | None] = [None] * len(images)
-        for (width, height), indices in by_size.items():
-            multiple = self.card.size_multiple
+        multiple = self.card.size_multiple
+        for chunk in same_size_batches(images, batch_size):
+            width, height = images[chunk[0]].size
             if self.tile is not None and max(height + -height % multiple, width + -width % multiple) > self.tile:
-                tiled = self._tiling().translate_images([images[i] for i in indices], batch_size)
-                for index, output in zip(indices, tiled):
-                    results[index] = output
-                continue
-            reflections, rest, (top, left) = padding_steps(height, width, multiple)
-            for start in range(0, len(indices), max(1, batch_size)):
-                chunk = indices[start : start + max(1, batch_size)]
+                outputs = self._tiling().translate_images([images[i] for i in chunk], batch_size)
+            else:
+                reflections, rest, (top, left) = padding_steps(height, width, multiple)
                 batch = np.stack([self._to_array(images[i]) for i in chunk])
                 for step in reflections:
                     batch = _pad(batch, step, "reflect")
                 if any(rest):
                     batch = _pad(batch, rest, "edge")
-                outputs = self._run(batch)[..., top : top + height, left : left + width]
-                for index, output in zip(chunk, outputs):
-                    results[index] = array_to_image(output)
+                cropped = self._run(batch)[..., top : top + height, left : left + width]
+                outputs = [array_to_image(output) for output in cropped]
+            for index, output in zip(chunk, outputs):
+                results[index] = output
         return results  # type: ignore[return-value]
 
     def translate_files(self, jobs: Sequence[tuple[Path, Path]], output: Path, *, batch_size: int = 1,
@@ -110,8 +105,9 @@ class OnnxTranslator:
         return image_to_array(image, self.card.in_channels).astype(np.float32) / np.float32(127.5) - np.float32(1)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        (output,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.astype(np.float16 if self.half else np.float32)})
-        return output.astype(np.float32)
+        (output,) = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.astype(np.float16 if self.half else np.float32,
+                                                                             copy=False)})
+        return output.astype(np.float32, copy=False)
 
     def _tiling(self) -> Translator:
         """A torch Translator around this session, for images that are tiled (torch imported now)."""

@@ -45,14 +45,15 @@ def image_to_tensor(image: Image.Image, channels: int) -> torch.Tensor:
 
 
 def image_to_array(image: Image.Image, channels: int) -> np.ndarray:
-    """A decoded PIL image as a writable ``uint8`` array ``[channels, H, W]`` (1: luminance, 3: RGB)."""
+    """A decoded PIL image as a writable ``uint8`` array ``[channels, H, W]`` (1: luminance, 3: RGB;
+    a channels-first view of the pixels, not a copy)."""
     if channels not in SUPPORTED_CHANNELS:
         raise ValueError(f"channels must be 1 or 3, not {channels}")
     pixels = _to_8bit(image)
     if pixels.mode != ("L" if channels == 1 else "RGB"):
         pixels = pixels.convert("L" if channels == 1 else "RGB")
     array = np.array(pixels)  # a writable copy, so torch can share it without a warning
-    return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def array_to_image(output: np.ndarray) -> Image.Image:

@@ -26,7 +26,7 @@ from pix2pix_zoo.devices import pick_device
 from pix2pix_zoo.errors import BadImageError, ZooError
 from pix2pix_zoo.export import exported
 from pix2pix_zoo.geometry import aligned_tiling, padding_steps
-from pix2pix_zoo.image_files import translate_files
+from pix2pix_zoo.image_files import same_size_batches, translate_files
 from pix2pix_zoo.onnx_backend import BACKENDS, OnnxGenerator, load_onnx_generator
 from pix2pix_zoo.pictures import SUPPORTED_CHANNELS, image_to_tensor, open_codec, picture, sample_grid, to_rgb
 from pix2pix_zoo.translator_file import (
@@ -250,17 +250,12 @@ class Translator:
 
     def translate_images(self, images: Sequence[Image.Image], batch_size: int = 1) -> list[Image.Image]:
         """Translate PIL images, running images of the same size together in batches; same order out."""
-        by_size: dict[tuple[int, int], list[int]] = {}
-        for index, image in enumerate(images):
-            by_size.setdefault(image.size, []).append(index)
         results: list[Image.Image | None] = [None] * len(images)
-        for indices in by_size.values():
-            for start in range(0, len(indices), max(1, batch_size)):
-                chunk = indices[start : start + max(1, batch_size)]
-                inputs = torch.stack([self.to_tensor(images[i]) for i in chunk])
-                outputs = self.translate(inputs).cpu()  # one copy (and one wait) a batch, not one an image
-                for index, source, output in zip(chunk, inputs, outputs):
-                    results[index] = self.to_image(output, source)
+        for chunk in same_size_batches(images, batch_size):
+            inputs = torch.stack([self.to_tensor(images[i]) for i in chunk])
+            outputs = self.translate(inputs).cpu()  # one copy (and one wait) a batch, not one an image
+            for index, source, output in zip(chunk, inputs, outputs):
+                results[index] = self.to_image(output, source)
         return results  # type: ignore[return-value]
 
     def translate_files(
