@@ -12,8 +12,10 @@ subprocess (so peak memory is that run's own):
 * ``ours``: the trainer's step (``pix2pix_zoo.engine.gan_step``, fused Adam) as ``zoo train`` runs it on
   this device: on a CPU with its CPU tuning (``pix2pix_zoo.engine.cpu_tuning``), as by default;
 * ``ours+ckpt``: the same with ``--activation-checkpointing``: the generator recomputes its
-  activations in the backward pass (``pix2pix_zoo.recompute``), and freed memory is handed back
-  (``tune_for_cpu(keep_memory=False)``, as the trainer does then);
+  activations in the backward pass (``pix2pix_zoo.recompute``), freed memory is handed back
+  (``tune_for_cpu(keep_memory=False)``) and torch asks for huge pages for its large tensors
+  (``pix2pix_zoo.cpu_memory.ask_torch_for_huge_pages``), as ``zoo train`` does then;
+* ``ours+ckpt+smallpages`` (not run by default): the same without huge pages;
 * ``ours+ckpt+keep`` (not run by default): recomputing, with freed memory kept as without it: no page
   faults for fresh memory every step, but a heap as large as its worst fragments;
 * ``plain``, ``plain+ckpt`` (not run by default): ours without the CPU tuning.
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -45,10 +48,22 @@ from pathlib import Path
 
 import torch
 
+from pix2pix_zoo.cpu_memory import TORCH_HUGE_PAGES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import reference_step  # noqa: E402  (the reference-style loop, shared)
 
-VARIANTS = ("reference", "ours", "ours+ckpt", "ours+ckpt+keep", "plain", "plain+ckpt")
+VARIANTS = ("reference", "ours", "ours+ckpt", "ours+ckpt+smallpages", "ours+ckpt+keep", "plain", "plain+ckpt")
+
+
+def child_environment(variant: str) -> dict[str, str]:
+    """The environment of the process that runs ``variant``: torch asks for huge pages where the trainer
+    has it ask (recomputing, freed memory handed back), and nowhere else, whatever this shell says."""
+    flags = set(variant.split("+"))
+    environment = {key: value for key, value in os.environ.items() if key != TORCH_HUGE_PAGES}
+    if "ckpt" in flags and not flags & {"keep", "smallpages"}:
+        environment[TORCH_HUGE_PAGES] = "1"
+    return environment
 
 
 def run_one(args: argparse.Namespace) -> dict:
@@ -142,7 +157,7 @@ def main() -> None:
                     command = [sys.executable, __file__, "--generator", generator, "--size", str(size), "--steps",
                                str(args.steps), "--warmup", str(args.warmup), "--device", args.device,
                                "--variant", variant]
-                    out = subprocess.run(command, capture_output=True, text=True)
+                    out = subprocess.run(command, capture_output=True, text=True, env=child_environment(variant))
                     if out.returncode:
                         print(f"{generator:<15} {size:>5} {variant:<14} failed: {out.stderr.strip().splitlines()[-1]}")
                         continue

@@ -154,3 +154,14 @@ def test_grey_inputs_and_outputs_come_out_as_the_torch_translator_makes_them(cha
     for mine, theirs in zip(OnnxTranslator.from_file(path).translate_images(images), expected):
         assert mine.mode == theirs.mode == ("L" if channels[1] == 1 else "RGB")
         assert np.array_equal(pixels(mine), pixels(theirs))
+
+
+def test_a_half_precision_export_runs_in_half_and_makes_the_torch_translators_pixels(tmp_path):
+    generator = trained_looking(SPEC)
+    path = export_generator(generator, card_of(SPEC, generator), tmp_path / "half.onnx", "onnx", half=True)
+    light = OnnxTranslator.from_file(path)
+    assert light.half  # the file's input is float16: the arrays are cast to it, the outputs back
+    images = [noise(130, 90), noise(57, 61, "L")]
+    expected = Translator.from_pretrained(path, device="cpu").translate_images(images)
+    for mine, theirs in zip(light.translate_images(images), expected):
+        assert np.array_equal(pixels(mine), pixels(theirs))
