@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import assert_one_line, run_env, run_main
+from helpers import assert_one_line, run_main
 from PIL import Image
 from safetensors.torch import load_file
 from test_trainer import tiny_config, weights
 
 from pix2pix_zoo import hookimpl, recompute
-from pix2pix_zoo.cli import sweep as sweep_command
 from pix2pix_zoo.engine import cpu_tuning
 from pix2pix_zoo.engine.checkpoint import latest_checkpoint
 from pix2pix_zoo.engine.config import TrainConfig
@@ -177,63 +174,10 @@ def test_cpu_tuning_can_hand_freed_memory_back(monkeypatch):
     assert tuning["keep_freed_memory"] is False and tuning["native_small_convolutions"]["generator"] > 0
 
 
-# Runs zoo train as its console script does (torch not imported before), then says how much of a new
-# 64 MiB tensor the kernel backed with transparent huge pages, in KiB.
-_TRAIN_THEN_ALLOCATE = """
-import sys
-from pix2pix_zoo.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit as exit:
-    assert not exit.code, exit.code
-import torch
-def huge():
-    rollup = open("/proc/self/smaps_rollup").read().splitlines()
-    return int(next(line for line in rollup if line.startswith("AnonHugePages")).split()[1])
-before = huge()
-block = torch.ones(64 << 20, dtype=torch.uint8)
-print(huge() - before)
-"""
-
-
-def _transparent_huge_pages() -> str:
-    try:
-        return Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
-    except OSError:
-        return ""
-
-
-@pytest.mark.skipif("[madvise]" not in _transparent_huge_pages(),
-                    reason="needs the kernel to give huge pages to the memory asked for them, and only to that")
-def test_a_run_that_recomputes_has_torch_fault_in_huge_pages_and_a_plain_run_does_not(tmp_path):
-    # Recomputing hands freed memory back, so each step faults its large tensors in afresh: 2 MiB
-    # pages make that 512x fewer faults. A plain run keeps freed memory, where huge pages only cost.
-    def train(*arguments: str) -> int:
-        env = {key: value for key, value in run_env().items() if key != "THP_MEM_ALLOC_ENABLE"}
-        done = subprocess.run([sys.executable, "-c", _TRAIN_THEN_ALLOCATE, "train", *arguments, "--no-progress"],
-                              capture_output=True, text=True, env=env, timeout=300)
-        assert done.returncode == 0, done.stderr
-        return int(done.stdout.strip().splitlines()[-1])
-
-    tiny = ["unet_128(ngf=4)+patch16(ndf=4)+l1cgan", "--data", "synthfacades", "--data-opt", "size=128",
-            "--data-opt", "count=4", "--preprocess", "none", "--workers", "0", "--device", "cpu", "--runs",
-            str(tmp_path)]
-    recomputing = train(*tiny, "--name", "recomputing", "--max-steps", "1", "--activation-checkpointing")
-    plain = train(*tiny, "--name", "plain", "--max-steps", "1")
-    resumed = train("--resume", str(tmp_path / "recomputing"), "--max-steps", "2")
-    assert recomputing >= 32 << 10 and resumed >= 32 << 10, (recomputing, resumed)
-    assert plain == 0
-    saved = {name: json.loads((tmp_path / name / "config.json").read_text()) for name in ("recomputing", "plain")}
-    assert saved["recomputing"]["torch_huge_pages"] is True and saved["plain"]["torch_huge_pages"] is False
-
-
-def test_a_sweep_passes_the_setting_to_its_runs(capsys, tmp_path, monkeypatch):
-    asked = []
-    monkeypatch.setattr(sweep_command, "ask_torch_for_huge_pages", lambda: asked.append(True))
+def test_a_sweep_passes_the_setting_to_its_runs(capsys, tmp_path):
     code, out, err = run_main(capsys, "sweep", "unet_128(ngf=8)+{l1,patch16+l1cgan}", "--activation-checkpointing",
                               "--dry-run", "--json", "--runs", str(tmp_path))
     assert code == 0, err
-    assert asked == [True]  # as zoo train does (the test above)
     runs = json.loads(out)["runs"]
     assert len(runs) == 2 and all(run["config"]["activation_checkpointing"] is True for run in runs)
 

@@ -11,7 +11,6 @@ import typer
 
 from pix2pix_zoo.cli import train as train_command
 from pix2pix_zoo.cli.output import print_json, print_table
-from pix2pix_zoo.cpu_memory import ask_torch_for_huge_pages
 from pix2pix_zoo.errors import SpecError, ZooError
 
 # zoo train's options that are not a sweep's: each run has its own spec and folder, and a sweep
@@ -33,8 +32,6 @@ def sweep(
     **options: Any,
 ) -> None:
     """Train every run of a grid or sweep file; finished runs are skipped, interrupted ones resumed."""
-    if options.get("activation_checkpointing"):
-        ask_torch_for_huge_pages()  # as zoo train does, before torch's first tensor
     from pix2pix_zoo.experiments.recipes import find_recipe
     from pix2pix_zoo.experiments.sweep import (
         check_sweep,

@@ -8,9 +8,8 @@ from typing import Any, Optional
 import typer
 
 from pix2pix_zoo.cli.output import print_evaluation, print_json
-from pix2pix_zoo.cpu_memory import ask_torch_for_huge_pages
 from pix2pix_zoo.engine.config import TrainConfig
-from pix2pix_zoo.errors import SpecError, ZooError
+from pix2pix_zoo.errors import SpecError
 
 DEFAULTS = TrainConfig()
 # What may be given with --resume: a resumed run keeps every other setting in its config.json.
@@ -115,8 +114,6 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print the final evaluation as JSON."),
 ) -> None:
     """Train a translator; ends by printing held-out L1, PSNR and SSIM beside two baselines."""
-    if activation_checkpointing or (resume is not None and recomputes_activations(resume)):
-        ask_torch_for_huge_pages()  # before torch's first tensor, which the imports below may make
     from pix2pix_zoo.engine.trainer import Trainer, run_name
     from pix2pix_zoo.spec import canonical
 
@@ -152,14 +149,3 @@ def train(
         print_json(evaluation)
     elif evaluation:
         print_evaluation(evaluation, f"held-out {evaluation['split']} split")
-
-
-def recomputes_activations(run_dir: Path) -> bool:
-    """Whether the run in ``run_dir`` recomputes its generator's activations, as its config.json says
-    (False where that cannot be read: resuming it then says why)."""
-    from pix2pix_zoo.engine.rundir import run_config
-
-    try:
-        return run_config(run_dir)["config"].get("activation_checkpointing") is True
-    except (ZooError, OSError):
-        return False

@@ -46,7 +46,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from pix2pix_zoo import charts
 from pix2pix_zoo.atomic import write_bytes_atomic, write_json_atomic
-from pix2pix_zoo.cpu_memory import torch_asks_for_huge_pages
 from pix2pix_zoo.data import open_dataset
 from pix2pix_zoo.data.augment import PairedAugment, orient, uniform_batches
 from pix2pix_zoo.engine import distributed
@@ -288,7 +287,6 @@ class Trainer:
             "world_size": self.ranks.world_size,
             "device": str(self.device),
             "cpu_tuning": self.cpu_tuning,
-            "torch_huge_pages": torch_asks_for_huge_pages(),  # zoo train asks when recomputing activations
             "loader_workers": self.workers,  # what --workers (auto by default) came to on this machine
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
