@@ -305,7 +305,7 @@ def _check_precision(precision: str, *, onnxruntime: bool) -> None:
 
 def pad_to_multiple(images: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     """Pad ``[N, C, H, W]`` so H and W are multiples of ``multiple``, split evenly between the two
-    sides (see :func:`~pix2pix_zoo.pictures.padding_steps`); return the padded images and the
+    sides (see :func:`~pix2pix_zoo.geometry.padding_steps`); return the padded images and the
     (top, left) offset of the original."""
     reflections, rest, offset = padding_steps(*images.shape[-2:], multiple)
     for step in reflections:  # F.pad's order: left, right, top, bottom

@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # torch is imported where tensors are written or networks bui
     from torch import Tensor, nn
 
 InferenceMode = Literal["eval", "paper"]
+WEIGHTS_FILE = "model.safetensors"
+CARD_KEY = "pix2pix_zoo.card"
 
 
 def check_mode(mode: str, modes: tuple[InferenceMode, ...] = ("eval", "paper")) -> None:
@@ -39,8 +41,6 @@ def check_mode(mode: str, modes: tuple[InferenceMode, ...] = ("eval", "paper")) 
         raise ZooError(f"inference mode must be 'eval' or 'paper', not {mode!r}")
     if mode not in modes:
         raise ZooError(f"this translator runs {' or '.join(modes)} mode only, not {mode}")
-WEIGHTS_FILE = "model.safetensors"
-CARD_KEY = "pix2pix_zoo.card"
 
 
 @dataclass
